@@ -1,0 +1,39 @@
+"""Who may see and manage a project. Every view goes through these."""
+
+from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+
+from config.errors import NotAllowed, NotFound
+from tagging.models import Membership, Project
+
+AnyUser = AbstractBaseUser | AnonymousUser
+
+
+def is_platform_admin(user: AnyUser) -> bool:
+    return bool(user.is_authenticated and (user.is_superuser or user.has_perm("tagging.manage_any_project")))
+
+
+def can_manage_project(user: AnyUser, project: Project) -> bool:
+    """Admins manage every project; a project's managers manage theirs."""
+    if is_platform_admin(user):
+        return True
+    return bool(user.is_authenticated and Membership.objects.filter(
+        project=project, user=user, role=Membership.Role.MANAGER).exists())
+
+
+def can_view_project(user: AnyUser, project: Project) -> bool:
+    """Signed-in users see public projects; private ones only their members and admins."""
+    if not user.is_authenticated:
+        return False
+    if project.is_public or is_platform_admin(user):
+        return True
+    return Membership.objects.filter(project=project, user=user).exists()
+
+
+def access_project(user: AnyUser, slug: str, *, manage: bool = False) -> Project:
+    """The project, or NotFound when the user may not even see it, NotAllowed when they may not manage it."""
+    project = Project.objects.filter(slug=slug).first()
+    if project is None or not can_view_project(user, project):
+        raise NotFound(f"There is no project '{slug}' that you can see.")
+    if manage and not can_manage_project(user, project):
+        raise NotAllowed(f"You may not manage the project '{slug}'.")
+    return project

@@ -1,0 +1,6 @@
+from django.apps import AppConfig
+
+
+class TaggingConfig(AppConfig):
+    name = "tagging"
+    verbose_name = "Tagging"

@@ -1,0 +1,77 @@
+from typing import Any
+
+from django.conf import settings
+from django.db import models
+
+DEFAULT_ANSWERS: list[dict[str, Any]] = [
+    {"key": "destroyed", "label": "Destroyed", "damage": True, "abstain": False},
+    {"key": "damaged", "label": "Damaged", "damage": True, "abstain": False},
+    {"key": "no_damage", "label": "No damage", "damage": False, "abstain": False},
+    {"key": "cant_tell", "label": "Can't tell", "damage": False, "abstain": True},
+]
+
+
+def default_answers() -> list[dict[str, Any]]:
+    return [dict(answer) for answer in DEFAULT_ANSWERS]
+
+
+class Project(models.Model):
+    class Status(models.TextChoices):
+        DRAFT = "draft"
+        ACTIVE = "active"
+        PAUSED = "paused"
+        FINISHED = "finished"
+
+    class Scheduling(models.TextChoices):
+        BREADTH_FIRST = "breadth_first"
+        DEPTH_FIRST = "depth_first"
+
+    name = models.CharField(max_length=200)
+    slug = models.SlugField(max_length=80, unique=True)
+    instructions = models.TextField(blank=True)
+    question = models.CharField(max_length=300, default="Do you see destroyed buildings on this image?")
+    # Each answer: key, label, damage (asks for point marks), abstain ("can't tell").
+    answers = models.JSONField(default=default_answers)
+    redundancy = models.PositiveSmallIntegerField(default=5)
+    retire_confidence = models.FloatField(
+        null=True, blank=True, help_text="Retire a tile early once the consensus is this sure (0-1).")
+    consensus_settings = models.JSONField(default=dict, blank=True)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.DRAFT)
+    scheduling = models.CharField(max_length=14, choices=Scheduling.choices, default=Scheduling.BREADTH_FIRST)
+    gold_rate = models.FloatField(default=0.1)
+    is_public = models.BooleanField(default=True)
+    # The grid is made from the first imagery layer with these settings.
+    tile_size = models.PositiveIntegerField(default=512)
+    overlap = models.PositiveIntegerField(default=64)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                                   related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name"]
+        permissions = [("manage_any_project", "Can manage every project (admin role)")]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def answer_keys(self) -> list[str]:
+        return [answer["key"] for answer in self.answers]
+
+
+class Membership(models.Model):
+    class Role(models.TextChoices):
+        VOLUNTEER = "volunteer"
+        COORDINATOR = "coordinator"
+        MANAGER = "manager"
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="memberships")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="memberships")
+    role = models.CharField(max_length=12, choices=Role.choices, default=Role.VOLUNTEER)
+    joined_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["project", "user"], name="one_membership_per_user")]
+
+    def __str__(self) -> str:
+        return f"{self.user} {self.role} of {self.project}"
