@@ -12,6 +12,7 @@ def ensure_data_dirs() -> None:
         Path(settings.FILE_UPLOAD_TEMP_DIR),
         settings.IMAGERY_ROOT,
         settings.MEDIA_ROOT,
+        settings.STATIC_ROOT,
     ]
     options = getattr(settings, "CELERY_BROKER_TRANSPORT_OPTIONS", {})
     for key in ("data_folder_in", "data_folder_out", "control_folder"):

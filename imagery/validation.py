@@ -23,6 +23,9 @@ SUPPORTED_DTYPES = {"uint8", "uint16", "int16", "uint32", "int32", "float32", "f
 # bomb: real imagery compresses 2-20x (JPEG), a mostly-nodata scene perhaps 200x.
 BOMB_RATIO = 1000
 BOMB_MIN_PIXELS = 50_000_000
+# Files up to this many decoded bytes are read whole at upload; larger ones in SAMPLED_BANDS strips.
+FULL_CHECK_BYTES = 512 * 1024 * 1024
+SAMPLED_BANDS = 16
 
 
 @dataclass(frozen=True)
@@ -104,17 +107,24 @@ def _check_header(info: SourceInfo, name: str, file_size: int, *, max_pixels: in
 
 
 def _check_readable(src: rasterio.DatasetReader, name: str) -> None:
-    # A truncated or corrupt file fails on the blocks it lacks: read the first, middle and last.
-    block_h, block_w = src.block_shapes[0]
-    spots = [(0, 0), (src.height // 2, src.width // 2), (src.height - 1, src.width - 1)]
-    for y, x in spots:
-        window = Window(x - x % block_w, y - y % block_h, min(block_w, src.width - x + x % block_w),
-                        min(block_h, src.height - y + y % block_h))
+    """Decode every block of a file up to FULL_CHECK_BYTES, or a spread sample of a larger one.
+
+    A truncated or corrupt file fails on the blocks it lacks. Damage that a sample misses in
+    a multi-GB file fails its tiling chunk later, and the layer then says where.
+    """
+    block_h = src.block_shapes[0][0]
+    declared = src.width * src.height * src.count * np.dtype(src.dtypes[0]).itemsize
+    band_h = max(block_h, (8 * 1024 * 1024) // max(1, src.width * src.count) // block_h * block_h)
+    starts = list(range(0, src.height, band_h))
+    if declared > FULL_CHECK_BYTES:
+        picks = np.linspace(0, len(starts) - 1, num=min(len(starts), SAMPLED_BANDS)).round().astype(int)
+        starts = [starts[i] for i in sorted(set(picks))]
+    for y in starts:
         try:
-            src.read(window=window)
+            src.read(window=Window(0, y, src.width, min(band_h, src.height - y)))
         except RasterioError as exc:
-            raise ImageryError(f"{name}: the file is truncated or corrupt (reading pixels at "
-                               f"row {y}, column {x} failed: {_short(exc)}).") from exc
+            raise ImageryError(f"{name}: the file is truncated or corrupt (reading pixel rows from {y} "
+                               f"failed: {_short(exc)}).") from exc
 
 
 def check_mosaic(infos: list[SourceInfo], names: list[str]) -> None:
