@@ -9,7 +9,7 @@ from django.core.checks import Error, Warning, register
 @register("security", deploy=False)
 def check_production_secrets(app_configs: Any = None, **_: Any) -> list[Error | Warning]:
     problems: list[Error | Warning] = []
-    if not settings.EMBEDDED and not settings.SECRET_KEY:
+    if settings.SECRET_KEY == settings.MISSING_SECRET_KEY:
         problems.append(Error(
             "SECRET_KEY is not set, and DATABASE_URL says this is a production set-up.",
             hint="Set SECRET_KEY to a long random string in the environment.",

@@ -17,7 +17,8 @@ DEBUG = env.bool("DEBUG", default=False)
 EMBEDDED = not env.str("DATABASE_URL", default="")
 
 # A missing production secret is a system-check error (config.checks), never a silent default.
-SECRET_KEY = env.str("SECRET_KEY", default="embedded-default-insecure-key" if EMBEDDED else "")
+MISSING_SECRET_KEY = "missing-secret-key-set-SECRET_KEY"
+SECRET_KEY = env.str("SECRET_KEY", default="embedded-default-insecure-key" if EMBEDDED else MISSING_SECRET_KEY)
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]", "testserver"])
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
 
@@ -164,7 +165,8 @@ CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=False)
 CELERY_BEAT_SCHEDULE = {
-    "sweep-imagery-jobs": {"task": "workers.imagery.sweep_imagery_jobs", "schedule": 60.0},
+    "sweep-imagery-jobs": {"task": "workers.imagery.sweep_imagery_jobs",
+                           "schedule": env.float("SWEEP_SECONDS", default=60.0)},
 }
 
 REST_FRAMEWORK = {

@@ -24,7 +24,7 @@ from rio_cogeo.profiles import cog_profiles
 from imagery.errors import ImageryError
 from imagery.grid import ChunkPlan, GridSpec, plan_chunks
 from imagery.models import ImageryLayer, LayerFile, Tile, TileImage, TilingChunk
-from imagery.tiling import CONTENT_TYPES, Display, EncodedTile, compute_stretch, cut_chunk, cell_bounds_wgs84
+from imagery.tiling import CONTENT_TYPES, Display, EncodedTile, cell_bounds_wgs84, compute_stretch, cut_chunk
 from imagery.validation import bounds_in
 
 log = logging.getLogger(__name__)

@@ -10,8 +10,9 @@ SHARED_DATA = Path(__file__).resolve().parent.parent.parent / "shared" / "data"
 
 
 @pytest.fixture(autouse=True)
-def isolated_files(settings, tmp_path: Path):  # type: ignore[no-untyped-def]
+def isolated_files(settings, tmp_path: Path):
     """Every test writes imagery, uploads and tiles under its own temporary folder."""
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]  # speed, tests only
     settings.IMAGERY_ROOT = tmp_path / "imagery"
     settings.FILE_UPLOAD_TEMP_DIR = str(tmp_path / "tmp")
     settings.MEDIA_ROOT = tmp_path / "media"
@@ -26,7 +27,7 @@ def isolated_files(settings, tmp_path: Path):  # type: ignore[no-untyped-def]
 
 
 @pytest.fixture(autouse=True, scope="session")
-def eager_celery():  # type: ignore[no-untyped-def]
+def eager_celery():
     """Tasks run inline in unit tests; tests/test_worker.py runs a real worker process."""
     celery_app.conf.task_always_eager = True
     celery_app.conf.task_eager_propagates = True
@@ -42,12 +43,12 @@ def shared_data() -> Path:
 
 
 @pytest.fixture
-def admin_user(django_user_model):  # type: ignore[no-untyped-def]
+def admin_user(django_user_model):
     return django_user_model.objects.create_superuser("admin", "admin@example.org", "admin-pass-123")
 
 
 @pytest.fixture
-def platform_admin(django_user_model):  # type: ignore[no-untyped-def]
+def platform_admin(django_user_model):
     """An admin by role (the 'admins' group), not a Django superuser."""
     group, _ = Group.objects.get_or_create(name="admins")
     group.permissions.add(Permission.objects.get(codename="manage_any_project"))
@@ -57,12 +58,12 @@ def platform_admin(django_user_model):  # type: ignore[no-untyped-def]
 
 
 @pytest.fixture
-def volunteer(django_user_model):  # type: ignore[no-untyped-def]
+def volunteer(django_user_model):
     return django_user_model.objects.create_user("vol", password="vol-pass-123")
 
 
 @pytest.fixture
-def outsider(django_user_model):  # type: ignore[no-untyped-def]
+def outsider(django_user_model):
     return django_user_model.objects.create_user("outsider", password="out-pass-123")
 
 

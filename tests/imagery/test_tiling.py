@@ -13,7 +13,8 @@ from django.utils import timezone
 from PIL import Image
 from pyproj import Transformer
 from rasterio.warp import Resampling, calculate_default_transform, reproject
-from rasterio.windows import Window, bounds as window_bounds
+from rasterio.windows import Window
+from rasterio.windows import bounds as window_bounds
 
 from imagery import jobs
 from imagery.ingest import create_layer, stage_path
@@ -25,8 +26,8 @@ pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
-def ingest(django_capture_on_commit_callbacks) -> Callable[..., ImageryLayer]:  # type: ignore[no-untyped-def]
-    def run(project, paths: list[Path], when: str = "2017-06-01", run_tasks: bool = True) -> ImageryLayer:  # type: ignore[no-untyped-def]
+def ingest(django_capture_on_commit_callbacks) -> Callable[..., ImageryLayer]:
+    def run(project, paths: list[Path], when: str = "2017-06-01", run_tasks: bool = True) -> ImageryLayer:
         with django_capture_on_commit_callbacks(execute=run_tasks):
             layer = create_layer(project=project, date=date.fromisoformat(when),
                                  staged=[stage_path(p) for p in paths])
@@ -42,7 +43,7 @@ def tile_pixels(tile: Tile, layer: ImageryLayer) -> np.ndarray:
         return np.asarray(Image.open(io.BytesIO(handle.read())))
 
 
-def test_tile_bounds_and_pixels_match_rasterio_windows(settings, tmp_path, ingest) -> None:  # type: ignore[no-untyped-def]
+def test_tile_bounds_and_pixels_match_rasterio_windows(settings, tmp_path, ingest) -> None:
     settings.TILE_FORMAT = "png"  # lossless, so pixels compare exactly
     source = write_geotiff(tmp_path / "s.tif", width=1100, height=900, tiled=True, blockxsize=256, blockysize=256)
     layer = ingest(make_project(), [source])
@@ -60,7 +61,7 @@ def test_tile_bounds_and_pixels_match_rasterio_windows(settings, tmp_path, inges
             assert np.array_equal(tile_pixels(tile, layer), expected), (tile.col, tile.row)
 
 
-def test_a_later_date_in_another_crs_is_warped_onto_the_same_grid(settings, tmp_path, ingest) -> None:  # type: ignore[no-untyped-def]
+def test_a_later_date_in_another_crs_is_warped_onto_the_same_grid(settings, tmp_path, ingest) -> None:
     settings.TILE_FORMAT = "png"
     before = write_geotiff(tmp_path / "before.tif", width=1024, height=1024)
     # The same ground delivered in geographic coordinates, as the Joplin "after" imagery is.
@@ -89,7 +90,7 @@ def test_a_later_date_in_another_crs_is_warped_onto_the_same_grid(settings, tmp_
     assert shifted > 2 * np.abs(a - b)[valid].mean()
 
 
-def test_cells_with_no_data_in_any_date_are_not_tiles(settings, tmp_path, ingest) -> None:  # type: ignore[no-untyped-def]
+def test_cells_with_no_data_in_any_date_are_not_tiles(settings, tmp_path, ingest) -> None:
     data = scene(1400, 500)
     data[:, :, 500:] = 0  # the right part of the scene is nodata
     source = write_geotiff(tmp_path / "s.tif", data=data, nodata=0)
@@ -101,7 +102,7 @@ def test_cells_with_no_data_in_any_date_are_not_tiles(settings, tmp_path, ingest
 
 @pytest.mark.parametrize("shape", ["uint16 4 bands", "single band", "alpha band", "jpeg compressed",
                                    "lzw striped", "float32"])
-def test_common_shapes_of_imagery_ingest(settings, tmp_path, ingest, shape: str) -> None:  # type: ignore[no-untyped-def]
+def test_common_shapes_of_imagery_ingest(settings, tmp_path, ingest, shape: str) -> None:
     settings.TILE_FORMAT = "png"
     options: dict = {}
     if shape == "uint16 4 bands":
@@ -137,7 +138,7 @@ def test_common_shapes_of_imagery_ingest(settings, tmp_path, ingest, shape: str)
         assert pixels[:, 310:500].max() == 0 and pixels[:, :290].max() > 0
 
 
-def test_a_wide_striped_file_is_copied_to_a_tiled_one_for_fast_reads(settings, tmp_path, ingest) -> None:  # type: ignore[no-untyped-def]
+def test_a_wide_striped_file_is_copied_to_a_tiled_one_for_fast_reads(settings, tmp_path, ingest) -> None:
     settings.TILE_FORMAT = "png"
     source = write_geotiff(tmp_path / "striped.tif", width=2600, height=300, compress="deflate")
     layer = ingest(make_project(), [source])
@@ -157,7 +158,7 @@ def _tile_state() -> tuple[list, list]:
     return tiles, images
 
 
-def test_running_the_job_again_gives_exactly_the_same_tiles(tmp_path, ingest) -> None:  # type: ignore[no-untyped-def]
+def test_running_the_job_again_gives_exactly_the_same_tiles(tmp_path, ingest) -> None:
     layer = ingest(make_project(), [write_geotiff(tmp_path / "s.tif", width=1400, height=1000)])
     first = _tile_state()
     stored = sorted(p.relative_to(default_storage.location) for p in Path(default_storage.location).rglob("*.*"))
@@ -173,7 +174,8 @@ def test_running_the_job_again_gives_exactly_the_same_tiles(tmp_path, ingest) ->
     assert (layer.status, layer.tile_count, layer.tiles_done) == ("ready", 9, 9)  # 3 x 3 cells
 
 
-def test_a_chunk_left_running_by_a_dead_worker_is_swept_up_and_finished(tmp_path, ingest, django_capture_on_commit_callbacks) -> None:  # type: ignore[no-untyped-def]
+def test_a_chunk_left_running_by_a_dead_worker_is_swept_up_and_finished(
+        tmp_path, ingest, django_capture_on_commit_callbacks) -> None:
     layer = ingest(make_project(), [write_geotiff(tmp_path / "s.tif", width=2000, height=1900)],
                    run_tasks=False)
     assert layer.status == "uploaded"
@@ -197,7 +199,7 @@ def test_a_chunk_left_running_by_a_dead_worker_is_swept_up_and_finished(tmp_path
     assert Tile.objects.count() == 25
 
 
-def test_an_upload_whose_preparation_was_lost_is_swept_up(tmp_path, ingest, django_capture_on_commit_callbacks) -> None:  # type: ignore[no-untyped-def]
+def test_an_upload_whose_preparation_was_lost_is_swept_up(tmp_path, ingest, django_capture_on_commit_callbacks) -> None:
     layer = ingest(make_project(), [write_geotiff(tmp_path / "s.tif")], run_tasks=False)
     ImageryLayer.objects.filter(pk=layer.pk).update(updated_at=timezone.now() - timedelta(hours=1))
     with django_capture_on_commit_callbacks(execute=True):
@@ -206,10 +208,10 @@ def test_an_upload_whose_preparation_was_lost_is_swept_up(tmp_path, ingest, djan
     assert layer.status == "ready" and layer.tile_count == 2
 
 
-def test_a_failing_chunk_is_retried_then_fails_the_layer_with_its_reason(tmp_path, ingest, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+def test_a_failing_chunk_is_retried_then_fails_the_layer_with_its_reason(tmp_path, ingest, monkeypatch) -> None:
     calls = []
 
-    def broken(**kwargs):  # type: ignore[no-untyped-def]
+    def broken(**kwargs):
         calls.append(kwargs["chunk"].index)
         raise OSError("disk on fire")
 
@@ -234,10 +236,10 @@ def test_a_failing_chunk_is_retried_then_fails_the_layer_with_its_reason(tmp_pat
     assert calls == [0, 0, 0]
 
 
-def test_the_task_retries_a_failing_chunk_and_then_marks_the_layer_failed(tmp_path, ingest, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+def test_the_task_retries_a_failing_chunk_and_then_marks_the_layer_failed(tmp_path, ingest, monkeypatch) -> None:
     attempts = []
 
-    def flaky(**kwargs):  # type: ignore[no-untyped-def]
+    def flaky(**kwargs):
         attempts.append(1)
         if len(attempts) < 3:
             raise OSError("network drive hiccup")
@@ -260,7 +262,7 @@ def test_the_task_retries_a_failing_chunk_and_then_marks_the_layer_failed(tmp_pa
     assert layer.status == "ready" and len(attempts) == 3
 
 
-def test_retrying_a_failed_layer_finishes_it(tmp_path, ingest, monkeypatch, django_capture_on_commit_callbacks) -> None:  # type: ignore[no-untyped-def]
+def test_retrying_a_failed_layer_finishes_it(tmp_path, ingest, monkeypatch, django_capture_on_commit_callbacks) -> None:
     layer = ingest(make_project(), [write_geotiff(tmp_path / "s.tif")], run_tasks=False)
     jobs.prepare_layer(layer_id=layer.pk)
     chunk = TilingChunk.objects.get(layer=layer)

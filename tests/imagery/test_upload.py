@@ -15,7 +15,7 @@ pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
-def client(admin_user) -> APIClient:  # type: ignore[no-untyped-def]
+def client(admin_user) -> APIClient:
     api = APIClient()
     api.force_authenticate(admin_user)
     return api
@@ -25,7 +25,8 @@ def tif_bytes(tmp_path: Path, name: str = "scene.tif", **options: object) -> byt
     return write_geotiff(tmp_path / name, **options).read_bytes()  # type: ignore[arg-type]
 
 
-def test_an_upload_answers_202_at_once_and_the_worker_makes_tiles(client, tmp_path, django_capture_on_commit_callbacks) -> None:  # type: ignore[no-untyped-def]
+def test_an_upload_answers_202_at_once_and_the_worker_makes_tiles(
+        client, tmp_path, django_capture_on_commit_callbacks) -> None:
     make_project()
     content = tif_bytes(tmp_path, width=1000, height=700, tiled=True, blockxsize=256, blockysize=256,
                         compress="deflate")
@@ -105,7 +106,7 @@ BAD_FILES = [
 
 
 @pytest.mark.parametrize(("case", "name", "make", "message"), BAD_FILES, ids=[c[0] for c in BAD_FILES])
-def test_bad_files_get_a_clear_400_and_leave_nothing_behind(client, tmp_path, case, name, make, message) -> None:  # type: ignore[no-untyped-def]
+def test_bad_files_get_a_clear_400_and_leave_nothing_behind(client, tmp_path, case, name, make, message) -> None:
     make_project()
     source = tmp_path / "sources"
     source.mkdir()
@@ -119,7 +120,7 @@ def test_bad_files_get_a_clear_400_and_leave_nothing_behind(client, tmp_path, ca
     assert files_under(Path(settings.FILE_UPLOAD_TEMP_DIR)) == []
 
 
-def test_a_path_traversal_file_name_cannot_write_outside_the_imagery_folder(client, tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_a_path_traversal_file_name_cannot_write_outside_the_imagery_folder(client, tmp_path) -> None:
     make_project()
     response = upload(client, "raqqa", [("../../../etc/evil.tif", tif_bytes(tmp_path))])
     # Django strips the directories; what is stored is a plain name under IMAGERY_ROOT.
@@ -139,7 +140,7 @@ def test_file_names_that_could_escape_or_hide_are_refused(name: str) -> None:
         check_file_name(name)
 
 
-def test_mosaic_files_with_different_bands_are_refused(client, tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_mosaic_files_with_different_bands_are_refused(client, tmp_path) -> None:
     make_project()
     rgb = tif_bytes(tmp_path, "a.tif")
     grey = write_geotiff(tmp_path / "b.tif", count=1, origin=(500_300.0, 3_980_000.0)).read_bytes()
@@ -149,7 +150,7 @@ def test_mosaic_files_with_different_bands_are_refused(client, tmp_path) -> None
     assert not ImageryLayer.objects.exists() and files_under(settings.IMAGERY_ROOT) == []
 
 
-def test_mosaic_files_with_different_resolutions_are_refused(client, tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_mosaic_files_with_different_resolutions_are_refused(client, tmp_path) -> None:
     make_project()
     fine = tif_bytes(tmp_path, "a.tif", pixel_size=0.5)
     coarse = write_geotiff(tmp_path / "b.tif", pixel_size=2.0).read_bytes()
@@ -158,7 +159,8 @@ def test_mosaic_files_with_different_resolutions_are_refused(client, tmp_path) -
     assert "same resolution" in response.json()["error"]["message"]
 
 
-def test_a_layer_that_does_not_overlap_the_grid_is_refused(client, tmp_path, django_capture_on_commit_callbacks) -> None:  # type: ignore[no-untyped-def]
+def test_a_layer_that_does_not_overlap_the_grid_is_refused(
+        client, tmp_path, django_capture_on_commit_callbacks) -> None:
     make_project()
     with django_capture_on_commit_callbacks(execute=True):
         assert upload(client, "raqqa", [("a.tif", tif_bytes(tmp_path, "a.tif"))]).status_code == 202
@@ -170,7 +172,7 @@ def test_a_layer_that_does_not_overlap_the_grid_is_refused(client, tmp_path, dja
     assert len(files_under(settings.IMAGERY_ROOT)) == 1
 
 
-def test_a_volunteer_may_not_upload_to_a_project(volunteer, tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_a_volunteer_may_not_upload_to_a_project(volunteer, tmp_path) -> None:
     make_project()
     api = APIClient()
     api.force_authenticate(volunteer)
@@ -181,14 +183,14 @@ def test_a_volunteer_may_not_upload_to_a_project(volunteer, tmp_path) -> None:  
     assert files_under(Path(settings.FILE_UPLOAD_TEMP_DIR)) == []
 
 
-def test_anonymous_uploads_are_refused(tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_anonymous_uploads_are_refused(tmp_path) -> None:
     make_project()
     response = upload(APIClient(), "raqqa", [("a.tif", tif_bytes(tmp_path))])
     assert response.status_code in (401, 403)
     assert not ImageryLayer.objects.exists()
 
 
-def test_a_project_manager_may_upload_and_the_grid_comes_from_the_first_layer(volunteer, tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_a_project_manager_may_upload_and_the_grid_comes_from_the_first_layer(volunteer, tmp_path) -> None:
     from tagging.models import Membership
 
     project = make_project(tile_size=256, overlap=32)
@@ -202,7 +204,7 @@ def test_a_project_manager_may_upload_and_the_grid_comes_from_the_first_layer(vo
     assert (grid.tile_size, grid.overlap, grid.crs) == (256, 32, UTM)
 
 
-def test_missing_date_and_files_are_named_in_the_error(client) -> None:  # type: ignore[no-untyped-def]
+def test_missing_date_and_files_are_named_in_the_error(client) -> None:
     make_project()
     response = client.post("/api/v1/projects/raqqa/layers/", {"source": "x"}, format="multipart")
     assert response.status_code == 400
@@ -210,7 +212,7 @@ def test_missing_date_and_files_are_named_in_the_error(client) -> None:  # type:
     assert "date" in fields and "files" in fields
 
 
-def test_uploading_to_an_unknown_project_is_404(client, tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_uploading_to_an_unknown_project_is_404(client, tmp_path) -> None:
     response = upload(client, "nowhere", [("a.tif", tif_bytes(tmp_path))])
     assert response.status_code == 404
     assert response.json()["error"]["code"] == "not_found"
