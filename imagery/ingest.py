@@ -17,7 +17,7 @@ from pathlib import Path
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
-from django.core.files.uploadedfile import UploadedFile
+from django.core.files.uploadedfile import TemporaryUploadedFile, UploadedFile
 from django.db import transaction
 from pyproj.aoi import AreaOfInterest
 from pyproj.database import query_utm_crs_info
@@ -76,15 +76,36 @@ def _copy_hashing(chunks: Iterable[bytes], target: Path) -> tuple[str, int]:
 
 
 def stage_upload(upload: UploadedFile) -> StagedFile:
-    """Copy an uploaded file (already on disk or in memory) to the staging folder, hashing it."""
+    """Move an uploaded file to the staging folder, hashing it.
+
+    Django has already streamed a large upload to a temporary file: that file is hard-linked,
+    not copied, so a multi-GB upload is written to disk once. Small ones come from memory.
+    """
     name = check_file_name(upload.name or "")
     target = _staging_path(name)
     try:
-        sha256, size = _copy_hashing(upload.chunks(COPY_BUFFER), target)
+        if isinstance(upload, TemporaryUploadedFile):
+            source = Path(upload.temporary_file_path())
+            sha256, size = _hash_file(source)
+            try:
+                os.link(source, target)
+            except OSError:  # another file system: copy after all
+                shutil.copyfile(source, target)
+        else:
+            sha256, size = _copy_hashing(upload.chunks(COPY_BUFFER), target)
     except BaseException:
         target.unlink(missing_ok=True)
         raise
     return StagedFile(target, name, sha256, size)
+
+
+def _hash_file(path: Path) -> tuple[str, int]:
+    digest, size = hashlib.sha256(), 0
+    with open(path, "rb") as source:
+        while block := source.read(COPY_BUFFER):
+            digest.update(block)
+            size += len(block)
+    return digest.hexdigest(), size
 
 
 def stage_path(path: Path) -> StagedFile:

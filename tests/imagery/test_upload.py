@@ -216,3 +216,24 @@ def test_uploading_to_an_unknown_project_is_404(client, tmp_path) -> None:
     response = upload(client, "nowhere", [("a.tif", tif_bytes(tmp_path))])
     assert response.status_code == 404
     assert response.json()["error"]["code"] == "not_found"
+
+
+def test_a_large_upload_streams_to_disk_and_is_linked_not_copied(client, tmp_path, settings) -> None:
+    from django.core.files.uploadedfile import TemporaryUploadedFile
+
+    from imagery.ingest import stage_upload
+
+    settings.FILE_UPLOAD_MAX_MEMORY_SIZE = 1024  # anything bigger goes to a temporary file
+    make_project()
+    content = tif_bytes(tmp_path, width=400, height=400)
+    upload_file = TemporaryUploadedFile("big.tif", "image/tiff", len(content), None)
+    upload_file.write(content)
+    upload_file.flush()
+    staged = stage_upload(upload_file)
+    assert staged.path.stat().st_ino == Path(upload_file.temporary_file_path()).stat().st_ino
+    assert staged.sha256 == __import__("hashlib").sha256(content).hexdigest()
+    upload_file.close()
+    assert staged.path.read_bytes() == content  # Django removing its name leaves ours intact
+    response = upload(client, "raqqa", [("big.tif", content)])
+    assert response.status_code == 202
+    assert response.json()["files"][0]["size_bytes"] == len(content)
