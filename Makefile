@@ -3,7 +3,7 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: run test install lint bench-tiling clean
+.PHONY: run test install lint bench-tiling bench-consensus clean
 
 install: $(VENV)/.installed
 
@@ -12,6 +12,7 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -r requirements-dev.txt
+	$(PY) -m pip install --quiet --no-deps crowd-kit==1.4.2
 	touch $@
 
 run: install
@@ -28,6 +29,9 @@ lint: install
 
 bench-tiling: install
 	$(PY) -m bench.tiling
+
+bench-consensus: install
+	$(PY) -m bench.consensus
 
 clean:
 	rm -rf $(VENV) data
