@@ -200,3 +200,10 @@ if not EMBEDDED:
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
     SESSION_COOKIE_SECURE = env.bool("SECURE_COOKIES", default=True)
     CSRF_COOKIE_SECURE = env.bool("SECURE_COOKIES", default=True)
+
+# Volunteers and assignment.
+LEASE_SECONDS = env.int("LEASE_SECONDS", default=600)
+GOLD_RATE_NEWCOMER = 0.4
+GOLD_RATE_DECAY_TILES = 20.0
+MIN_SECONDS_PER_TILE = env.float("MIN_SECONDS_PER_TILE", default=1.5)
+MAX_MARKS_PER_TILE = 200

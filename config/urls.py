@@ -6,6 +6,7 @@ from rest_framework.authtoken.views import obtain_auth_token
 from config import views
 from imagery import api as imagery_api
 from tagging import api as tagging_api
+from tagging import tasks_api
 from tagging import views as tagging_views
 
 api = [
@@ -18,6 +19,10 @@ api = [
     path("layers/<int:layer_id>/retry/", imagery_api.LayerRetry.as_view(), name="layer-retry"),
     path("tiles/<int:tile_id>/", imagery_api.TileDetail.as_view(), name="tile-detail"),
     path("tiles/<int:tile_id>/images/<int:layer_id>/", imagery_api.TileImageView.as_view(), name="tile-image"),
+    path("projects/<slug:slug>/tasks/next/", tasks_api.NextTask.as_view(), name="task-next"),
+    path("leases/<int:lease_id>/renew/", tasks_api.RenewLease.as_view(), name="lease-renew"),
+    path("tiles/<int:tile_id>/classifications/", tasks_api.ClassificationCreate.as_view(),
+         name="classification-create"),
 ]
 
 urlpatterns = [

@@ -75,3 +75,58 @@ class Membership(models.Model):
 
     def __str__(self) -> str:
         return f"{self.user} {self.role} of {self.project}"
+
+
+class Assignment(models.Model):
+    """A lease of a tile to a volunteer, so that concurrent volunteers are not all handed the same tile."""
+
+    tile = models.ForeignKey("imagery.Tile", on_delete=models.CASCADE, related_name="assignments")
+    volunteer = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="assignments")
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="assignments")
+    is_gold = models.BooleanField(default=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+    expires_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["volunteer", "tile"], name="one_lease_per_volunteer_tile")]
+        indexes = [models.Index(fields=["tile", "expires_at"]), models.Index(fields=["expires_at"])]
+
+
+class Classification(models.Model):
+    """One volunteer's answer on one tile; at most one per volunteer and tile."""
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="classifications")
+    tile = models.ForeignKey("imagery.Tile", on_delete=models.CASCADE, related_name="classifications")
+    volunteer = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL,
+                                  related_name="classifications")
+    answer = models.CharField(max_length=40)
+    seconds = models.FloatField(null=True, blank=True, help_text="Time the volunteer spent on the tile.")
+    too_fast = models.BooleanField(default=False, help_text="Answered implausibly fast: kept out of the consensus.")
+    is_gold = models.BooleanField(default=False)
+    source = models.CharField(max_length=10, default="api")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["volunteer", "tile"], name="one_vote_per_volunteer_tile")]
+        indexes = [models.Index(fields=["project", "created_at"]), models.Index(fields=["volunteer", "created_at"])]
+
+
+class Mark(models.Model):
+    """A point on a destroyed building: tile pixels as clicked, ground metres in the grid CRS."""
+
+    classification = models.ForeignKey(Classification, on_delete=models.CASCADE, related_name="marks")
+    x = models.FloatField()
+    y = models.FloatField()
+    ground_x = models.FloatField()
+    ground_y = models.FloatField()
+    layer = models.ForeignKey("imagery.ImageryLayer", null=True, blank=True, on_delete=models.SET_NULL,
+                              related_name="+", help_text="The date on which the building first shows destruction.")
+
+
+class GoldAnswer(models.Model):
+    """The known answer of a gold tile: used to score volunteers and to teach them."""
+
+    tile = models.OneToOneField("imagery.Tile", on_delete=models.CASCADE, related_name="gold")
+    answer = models.CharField(max_length=40)
+    marks = models.JSONField(default=list, blank=True, help_text="[[x, y], ...] in tile pixels.")
+    created_at = models.DateTimeField(auto_now_add=True)
