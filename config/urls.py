@@ -1,7 +1,6 @@
 from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView
-from rest_framework.authtoken.views import obtain_auth_token
 
 from config import views
 from imagery import api as imagery_api
@@ -10,7 +9,7 @@ from tagging import tasks_api
 from tagging import views as tagging_views
 
 api = [
-    path("auth/token/", obtain_auth_token, name="api-token"),
+    path("auth/token/", tagging_api.TokenView.as_view(), name="api-token"),
     path("projects/", tagging_api.ProjectList.as_view(), name="project-list"),
     path("projects/<slug:slug>/", tagging_api.ProjectDetail.as_view(), name="project-detail"),
     path("projects/<slug:slug>/layers/", imagery_api.LayerList.as_view(), name="layer-list"),
@@ -30,6 +29,7 @@ urlpatterns = [
     path("projects/<slug:slug>/", tagging_views.project_page, name="project-page"),
     path("health/", views.health, name="health"),
     path("admin/", admin.site.urls),
+    path("accounts/", include("allauth.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/v1/", include(api)),
 ]

@@ -5,8 +5,10 @@ from typing import Any
 from django.db.models import QuerySet
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
+from rest_framework.authtoken.views import ObtainAuthToken
 from rest_framework.request import Request
 from rest_framework.response import Response
+from rest_framework.throttling import ScopedRateThrottle
 from rest_framework.views import APIView
 
 from config.errors import NotAllowed
@@ -67,3 +69,10 @@ class ProjectDetail(APIView):
     def get(self, request: Request, slug: str) -> Response:
         return Response(ProjectOutput(access_project(request.user, slug)).data)
 
+
+
+class TokenView(ObtainAuthToken):
+    """POST username and password, get {"token": ...} for the Authorization: Token header."""
+
+    throttle_classes = [ScopedRateThrottle]
+    throttle_scope = "token"

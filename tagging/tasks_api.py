@@ -7,6 +7,7 @@ from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
+from rest_framework.throttling import ScopedRateThrottle
 from rest_framework.views import APIView
 
 from config.errors import NotFound
@@ -118,6 +119,9 @@ class ClassificationOutput(serializers.ModelSerializer):
 
 
 class ClassificationCreate(APIView):
+    throttle_classes = [ScopedRateThrottle]
+    throttle_scope = "submit"
+
     @extend_schema(request=ClassificationInput, responses={201: ClassificationOutput, 200: ClassificationOutput})
     def post(self, request: Request, tile_id: int) -> Response:
         """Answer a tile. A replay of the same volunteer's answer returns the stored one with 200."""
