@@ -142,7 +142,7 @@ DATA_UPLOAD_MAX_NUMBER_FILES = 500
 # Imagery and tiling.
 TILE_FORMAT = env.str("TILE_FORMAT", default="webp")
 TILE_QUALITY = env.int("TILE_QUALITY", default=80)
-TILING_CHUNK_CELLS = env.int("TILING_CHUNK_CELLS", default=4)  # a chunk is N x N grid cells
+TILING_CHUNK_CELLS = env.int("TILING_CHUNK_CELLS", default=8)  # a chunk is N x N grid cells (bench.tiling)
 TILING_MAX_ATTEMPTS = env.int("TILING_MAX_ATTEMPTS", default=3)
 TILING_STALE_SECONDS = env.int("TILING_STALE_SECONDS", default=600)
 IMAGERY_MAX_PIXELS = env.int("IMAGERY_MAX_PIXELS", default=200_000 * 200_000)
@@ -158,7 +158,7 @@ if CELERY_BROKER_URL.startswith("filesystem://"):
         "data_folder_out": str(BROKER_DIR / "queue"),
         "control_folder": str(BROKER_DIR / "control"),
         "store_processed": False,
-        "polling_interval": 0.1,
+        "polling_interval": 0.02,  # seconds; idle time between tasks (bench.tiling)
     }
 else:
     CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}

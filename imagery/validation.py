@@ -12,7 +12,6 @@ import rasterio
 from rasterio.enums import ColorInterp
 from rasterio.errors import RasterioError
 from rasterio.warp import transform_bounds
-from rasterio.windows import Window
 
 from imagery.errors import ImageryError
 
@@ -23,9 +22,9 @@ SUPPORTED_DTYPES = {"uint8", "uint16", "int16", "uint32", "int32", "float32", "f
 # bomb: real imagery compresses 2-20x (JPEG), a mostly-nodata scene perhaps 200x.
 BOMB_RATIO = 1000
 BOMB_MIN_PIXELS = 50_000_000
-# Files up to this many decoded bytes are read whole at upload; larger ones in SAMPLED_BANDS strips.
-FULL_CHECK_BYTES = 512 * 1024 * 1024
-SAMPLED_BANDS = 16
+# Files up to this many decoded bytes are read whole at upload; larger ones in SAMPLED_BLOCKS blocks.
+FULL_CHECK_BYTES = 64 * 1024 * 1024
+SAMPLED_BLOCKS = 64
 
 
 @dataclass(frozen=True)
@@ -107,24 +106,22 @@ def _check_header(info: SourceInfo, name: str, file_size: int, *, max_pixels: in
 
 
 def _check_readable(src: rasterio.DatasetReader, name: str) -> None:
-    """Decode every block of a file up to FULL_CHECK_BYTES, or a spread sample of a larger one.
+    """Decode every block of a small file, or SAMPLED_BLOCKS spread over a large one and its last block.
 
     A truncated or corrupt file fails on the blocks it lacks. Damage that a sample misses in
     a multi-GB file fails its tiling chunk later, and the layer then says where.
     """
-    block_h = src.block_shapes[0][0]
+    windows = [window for _, window in src.block_windows(1)]
     declared = src.width * src.height * src.count * np.dtype(src.dtypes[0]).itemsize
-    band_h = max(block_h, (8 * 1024 * 1024) // max(1, src.width * src.count) // block_h * block_h)
-    starts = list(range(0, src.height, band_h))
-    if declared > FULL_CHECK_BYTES:
-        picks = np.linspace(0, len(starts) - 1, num=min(len(starts), SAMPLED_BANDS)).round().astype(int)
-        starts = [starts[i] for i in sorted(set(picks))]
-    for y in starts:
+    if declared > FULL_CHECK_BYTES and len(windows) > SAMPLED_BLOCKS:
+        picks = np.linspace(0, len(windows) - 1, num=SAMPLED_BLOCKS).round().astype(int)
+        windows = [windows[i] for i in sorted(set(picks))]
+    for window in windows:
         try:
-            src.read(window=Window(0, y, src.width, min(band_h, src.height - y)))
+            src.read(window=window)
         except RasterioError as exc:
-            raise ImageryError(f"{name}: the file is truncated or corrupt (reading pixel rows from {y} "
-                               f"failed: {_short(exc)}).") from exc
+            raise ImageryError(f"{name}: the file is truncated or corrupt (reading pixels at row "
+                               f"{window.row_off}, column {window.col_off} failed: {_short(exc)}).") from exc
 
 
 def check_mosaic(infos: list[SourceInfo], names: list[str]) -> None:

@@ -175,7 +175,8 @@ def test_running_the_job_again_gives_exactly_the_same_tiles(tmp_path, ingest) ->
 
 
 def test_a_chunk_left_running_by_a_dead_worker_is_swept_up_and_finished(
-        tmp_path, ingest, django_capture_on_commit_callbacks) -> None:
+        tmp_path, ingest, django_capture_on_commit_callbacks, settings) -> None:
+    settings.TILING_CHUNK_CELLS = 4  # 5 x 5 cells in 4 chunks
     layer = ingest(make_project(), [write_geotiff(tmp_path / "s.tif", width=2000, height=1900)],
                    run_tasks=False)
     assert layer.status == "uploaded"

@@ -62,7 +62,7 @@ class Command(BaseCommand):
                 if timeout and time.monotonic() - started > timeout:
                     raise CommandError(f"Layer {layer.pk} is still {layer.status} after {timeout:g} s "
                                        "(is a worker running?).")
-                time.sleep(0.5)
+                time.sleep(0.2)
         self.stdout.write(f"Layer {layer.pk}: {layer.status}, {layer.tile_count} tiles.")
         if layer.status == ImageryLayer.Status.FAILED:
             raise CommandError(f"Layer {layer.pk} failed: {layer.error}")
