@@ -73,7 +73,7 @@ def run(tmp: Path, size: int, fmt: str, quality: int, cells: int) -> int:
           f"{result.chunk_tasks} chunk tasks {result.chunk_task_s:.1f} s summed over {PROCESSES} processes "
           f"(the tiler alone: {tiler.times.cut_s + tiler.times.write_s:.1f} s), so "
           f"{result.tiling_s - result.prepare_s - result.chunk_task_s / PROCESSES:.1f} s idle between tasks\n"
-          f"  + {result.after_s:.1f} s until the command returns (--wait polls every 0.5 s)"
+          f"  + {result.after_s:.1f} s until the command returns (--wait polls every 0.2 s)"
           f"; worker warm shutdown {result.worker_stop_s:.1f} s (not counted)")
 
     print(f"\n[4] gdal2tiles --processes={PROCESSES} --tiledriver=WEBP --webp-quality={quality}, native zoom")
