@@ -10,7 +10,7 @@ from django.urls import reverse
 from django.utils.html import format_html
 
 from config.errors import PlatformError
-from imagery.ingest import create_layer, discard_staged, stage_upload
+from imagery.ingest import create_layer, stage_all
 from imagery.jobs import retry_layer
 from imagery.models import Grid, ImageryLayer, LayerFile, Tile
 from tagging.access import can_manage_project
@@ -68,13 +68,11 @@ class ImageryLayerAdmin(admin.ModelAdmin):
             if not can_manage_project(request.user, project):
                 form.add_error("project", "You may not manage this project.")
             else:
-                staged = []
                 try:
-                    staged = [stage_upload(f) for f in form.cleaned_data["files"]]
-                    layer = create_layer(project=project, date=form.cleaned_data["date"], staged=staged,
+                    layer = create_layer(project=project, date=form.cleaned_data["date"],
+                                         staged=stage_all(form.cleaned_data["files"]),
                                          source=form.cleaned_data["source"], user=request.user)
                 except PlatformError as exc:
-                    discard_staged(staged)
                     form.add_error("files", exc.message)
                 else:
                     messages.success(request, f"Layer {layer.pk} stored; tiling runs in the background.")

@@ -16,7 +16,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from config.errors import InvalidInput, NotFound
-from imagery.ingest import create_layer, discard_staged, stage_upload
+from imagery.ingest import create_layer, stage_all
 from imagery.jobs import retry_layer
 from imagery.models import ImageryLayer, Tile, TileImage
 from tagging.access import access_project, can_manage_project, can_view_project
@@ -82,14 +82,7 @@ class LayerList(APIView):
             data = LayerInput(data={**request.data.dict(), "files": uploads})
             data.is_valid(raise_exception=True)
             bands = _parse_bands(data.validated_data["bands"])
-            staged = []
-            try:
-                for upload in uploads:
-                    staged.append(stage_upload(upload))
-            except BaseException:
-                discard_staged(staged)
-                raise
-            layer = create_layer(project=project, date=data.validated_data["date"], staged=staged,
+            layer = create_layer(project=project, date=data.validated_data["date"], staged=stage_all(uploads),
                                  source=data.validated_data["source"], user=request.user, bands=bands)
         finally:
             for upload in uploads:

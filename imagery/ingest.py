@@ -11,7 +11,8 @@ import os
 import re
 import shutil
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -65,66 +66,72 @@ def _staging_path(name: str) -> Path:
     return folder / f"staging-{uuid.uuid4().hex}-{name}"
 
 
-def _copy_hashing(chunks: Iterable[bytes], target: Path) -> tuple[str, int]:
+def _blocks(path: Path) -> Iterator[bytes]:
+    with open(path, "rb") as source:
+        while block := source.read(COPY_BUFFER):
+            yield block
+
+
+def _digest(blocks: Iterable[bytes], target: Path | None = None) -> tuple[str, int]:
+    """sha256 and size of the blocks, written to ``target`` on the way when one is given."""
     digest, size = hashlib.sha256(), 0
-    with open(target, "wb") as out:
-        for chunk in chunks:
-            digest.update(chunk)
-            size += len(chunk)
-            out.write(chunk)
+    with open(target, "wb") if target else nullcontext() as out:
+        for block in blocks:
+            digest.update(block)
+            size += len(block)
+            if out:
+                out.write(block)
     return digest.hexdigest(), size
 
 
-def stage_upload(upload: UploadedFile) -> StagedFile:
-    """Move an uploaded file to the staging folder, hashing it.
-
-    Django has already streamed a large upload to a temporary file: that file is hard-linked,
-    not copied, so a multi-GB upload is written to disk once. Small ones come from memory.
-    """
-    name = check_file_name(upload.name or "")
+def _stage_one(name: str, blocks: Iterable[bytes], linkable: Path | None = None) -> StagedFile:
+    """Copy (or hard-link, when ``linkable``) one file into staging, hashing it; nothing is left on failure."""
+    name = check_file_name(name)
     target = _staging_path(name)
     try:
-        if isinstance(upload, TemporaryUploadedFile):
-            source = Path(upload.temporary_file_path())
-            sha256, size = _hash_file(source)
-            try:
-                os.link(source, target)
-            except OSError:  # another file system: copy after all
-                shutil.copyfile(source, target)
+        if linkable is None:
+            sha256, size = _digest(blocks, target)
         else:
-            sha256, size = _copy_hashing(upload.chunks(COPY_BUFFER), target)
+            sha256, size = _digest(blocks)
+            try:
+                os.link(linkable, target)
+            except OSError:  # another file system: copy after all
+                shutil.copyfile(linkable, target)
     except BaseException:
         target.unlink(missing_ok=True)
         raise
     return StagedFile(target, name, sha256, size)
 
 
-def _hash_file(path: Path) -> tuple[str, int]:
-    digest, size = hashlib.sha256(), 0
-    with open(path, "rb") as source:
-        while block := source.read(COPY_BUFFER):
-            digest.update(block)
-            size += len(block)
-    return digest.hexdigest(), size
+def stage_upload(upload: UploadedFile) -> StagedFile:
+    """One uploaded file into staging, hashed.
+
+    Django has already streamed a large upload to a temporary file: that file is hard-linked,
+    not copied, so a multi-GB upload is written to disk once. Small ones come from memory.
+    """
+    if isinstance(upload, TemporaryUploadedFile):
+        source = Path(upload.temporary_file_path())
+        return _stage_one(upload.name or "", _blocks(source), linkable=source)
+    return _stage_one(upload.name or "", upload.chunks(COPY_BUFFER))
 
 
 def stage_path(path: Path) -> StagedFile:
-    """Copy a file given on the command line to the staging folder, hashing it on the way."""
+    """One file given on the command line into staging, copied and hashed on the way."""
     if not path.is_file():
         raise ImageryError(f"{path}: no such file.")
-    target = _staging_path(check_file_name(path.name))
+    return _stage_one(path.name, _blocks(path))
 
-    def read() -> Iterable[bytes]:
-        with open(path, "rb") as source:
-            while block := source.read(COPY_BUFFER):
-                yield block
 
+def stage_all(items: Iterable[UploadedFile | Path]) -> list[StagedFile]:
+    """Stage several files (uploads or paths); when one fails, those already staged are removed."""
+    staged: list[StagedFile] = []
     try:
-        sha256, size = _copy_hashing(read(), target)
+        for item in items:
+            staged.append(stage_path(item) if isinstance(item, Path) else stage_upload(item))
     except BaseException:
-        target.unlink(missing_ok=True)
+        discard_staged(staged)
         raise
-    return StagedFile(target, path.name, sha256, size)
+    return staged
 
 
 def discard_staged(staged: Iterable[StagedFile]) -> None:
@@ -250,8 +257,3 @@ def _check_overlap(spec: GridSpec, infos: list[SourceInfo]) -> None:
         raise ImageryError("This imagery does not overlap the project's area (the grid made from its first "
                            "layer), so none of its pixels would reach a tile.")
 
-
-def delete_layer_files(layer: ImageryLayer) -> None:
-    """Remove a layer's source files from disk (its rows go with the layer)."""
-    folder = settings.IMAGERY_ROOT / f"p{layer.project_id}" / f"l{layer.pk}"
-    shutil.rmtree(folder, ignore_errors=True)

@@ -237,3 +237,13 @@ def test_a_large_upload_streams_to_disk_and_is_linked_not_copied(client, tmp_pat
     response = upload(client, "raqqa", [("big.tif", content)])
     assert response.status_code == 202
     assert response.json()["files"][0]["size_bytes"] == len(content)
+
+
+def test_when_one_file_of_a_mosaic_cannot_be_staged_the_others_are_removed(tmp_path, settings) -> None:
+    from imagery.errors import ImageryError
+    from imagery.ingest import stage_all
+
+    good = write_geotiff(tmp_path / "good.tif")
+    with pytest.raises(ImageryError, match="no such file"):
+        stage_all([good, tmp_path / "missing.tif"])
+    assert files_under(Path(settings.FILE_UPLOAD_TEMP_DIR)) == []

@@ -8,7 +8,7 @@ from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
 from config.errors import PlatformError
-from imagery.ingest import create_layer, discard_staged, stage_path
+from imagery.ingest import create_layer, stage_all
 from imagery.models import ImageryLayer
 from tagging.models import Project
 
@@ -33,18 +33,14 @@ class Command(BaseCommand):
         if project is None:
             raise CommandError(f"There is no project '{options['slug']}'.")
         bands = [int(b) for b in options["bands"].split(",")] if options["bands"] else None
-        staged = []
+        self.stderr.write(f"Copying and checksumming {len(options['paths'])} file(s) ...")
         try:
-            for path in options["paths"]:
-                self.stderr.write(f"Copying {path} ...")
-                staged.append(stage_path(path))
-            layer = create_layer(project=project, date=options["date"], staged=staged, source=options["source"],
-                                 bands=bands)
+            layer = create_layer(project=project, date=options["date"], staged=stage_all(options["paths"]),
+                                 source=options["source"], bands=bands)
         except PlatformError as exc:
-            discard_staged(staged)
             raise CommandError(exc.message) from exc
         self.stdout.write(f"Layer {layer.pk} of {project.slug} ({layer.date}): {layer.width} x {layer.height} px, "
-                          f"{len(staged)} file(s), status {layer.status}.")
+                          f"{len(options['paths'])} file(s), status {layer.status}.")
         if options["wait"]:
             self._wait(layer, options["timeout"])
 
