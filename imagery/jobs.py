@@ -192,10 +192,9 @@ def _upsert_tiles(layer: ImageryLayer, spec: GridSpec, tiles: list[EncodedTile],
                          maxx=maxx, maxy=maxy, west=wgs84[0], south=wgs84[1], east=wgs84[2], north=wgs84[3]))
     # ignore_conflicts: a tile made by another date (or an earlier run) keeps its votes and status.
     Tile.objects.bulk_create(rows, ignore_conflicts=True)
-    cols = [c for c, _ in cells]
-    rows_ = [r for _, r in cells]
+    cols, tile_rows = [c for c, _ in cells], [r for _, r in cells]
     ids = {(t.col, t.row): t.pk for t in Tile.objects.filter(
-        grid=grid, col__gte=min(cols), col__lte=max(cols), row__gte=min(rows_), row__lte=max(rows_))}
+        grid=grid, col__gte=min(cols), col__lte=max(cols), row__gte=min(tile_rows), row__lte=max(tile_rows))}
     for image, cell in zip(images, cells):
         image.tile_id = ids[cell]
     TileImage.objects.bulk_create(images, update_conflicts=True, unique_fields=["tile", "layer"],

@@ -36,7 +36,9 @@ def check_classification(*, project: Project, tile: Tile, answer: str, marks: li
                            fields={"marks": ["not allowed with this answer"]})
     if len(marks) > settings.MAX_MARKS_PER_TILE:
         raise InvalidInput(f"At most {settings.MAX_MARKS_PER_TILE} marks per tile.", fields={"marks": ["too many"]})
-    layers = {str(layer.date): layer for layer in ImageryLayer.objects.filter(project=project, status="ready")}
+    # The project's dates are only looked up when a mark names one: most votes need no query for them.
+    layers = {str(layer.date): layer for layer in ImageryLayer.objects.filter(project=project, status="ready")
+              } if any(mark.date for mark in marks) else {}
     for index, mark in enumerate(marks):
         if not (0 <= mark.x <= tile.size and 0 <= mark.y <= tile.size):
             raise InvalidInput(f"Mark {index + 1} at ({mark.x:g}, {mark.y:g}) is outside the tile "
@@ -114,12 +116,11 @@ def _enqueue_tile_update(tile_id: int) -> None:
 
 def refresh_tile(*, tile_id: int) -> int:
     """Recompute a tile's vote count from its stored votes (idempotent); returns the count."""
-    tile = Tile.objects.select_related("grid__project").filter(pk=tile_id).first()
-    if tile is None:
-        log.info("tile %s vanished before its refresh", tile_id)
-        return 0
     with transaction.atomic():
-        Tile.objects.select_for_update().filter(pk=tile_id).first()  # serialize with votes being recorded
+        # The row lock serializes this with votes being recorded on the tile.
+        if not Tile.objects.select_for_update().filter(pk=tile_id).exists():
+            log.info("tile %s vanished before its refresh", tile_id)
+            return 0
         votes = Classification.objects.filter(tile_id=tile_id, too_fast=False).count()
         Tile.objects.filter(pk=tile_id).update(vote_count=votes)
     return votes
