@@ -15,7 +15,7 @@ def test_next_tile_and_submit_take_a_fixed_small_number_of_queries(volunteer) ->
     api = APIClient()
     api.force_authenticate(volunteer)
     counts = []
-    for _ in range(4):  # the same counts whatever the volunteer has done before
+    for _ in range(6):  # no more queries as the volunteer's history grows
         with CaptureQueriesContext(connection) as next_queries:
             task = api.post("/api/v1/projects/raqqa/tasks/next/").json()
         with CaptureQueriesContext(connection) as submit_queries:
@@ -24,6 +24,5 @@ def test_next_tile_and_submit_take_a_fixed_small_number_of_queries(volunteer) ->
                                 format="json")
         assert response.status_code == 201
         counts.append((len(next_queries), len(submit_queries)))
-    assert len(set(counts[1:])) == 1  # after the first request warms per-process caches
-    next_count, submit_count = counts[-1]
-    assert next_count <= 9 and submit_count <= 11
+    # next-tile: 9, or 10 when the gold draw finds no gold tile and falls back to an open one.
+    assert all(next_count <= 10 and submit_count <= 11 for next_count, submit_count in counts), counts
