@@ -140,6 +140,7 @@ def test_common_shapes_of_imagery_ingest(settings, tmp_path, ingest, shape: str)
 
 def test_a_wide_striped_file_is_copied_to_a_tiled_one_for_fast_reads(settings, tmp_path, ingest) -> None:
     settings.TILE_FORMAT = "png"
+    settings.TILING_CHUNK_CELLS = 4  # chunks 1856 px wide: a 2600 px striped scene is wider than one
     source = write_geotiff(tmp_path / "striped.tif", width=2600, height=300, compress="deflate")
     layer = ingest(make_project(), [source])
     layer_file = layer.files.get()
@@ -273,3 +274,9 @@ def test_retrying_a_failed_layer_finishes_it(tmp_path, ingest, monkeypatch, djan
         assert jobs.retry_layer(layer_id=layer.pk) == 1
     layer.refresh_from_db()
     assert (layer.status, layer.error, layer.tile_count) == ("ready", "", 2)
+
+
+def test_a_striped_file_no_wider_than_a_chunk_is_read_as_it_is(settings, tmp_path, ingest) -> None:
+    settings.TILING_CHUNK_CELLS = 8  # chunks 3648 px wide
+    layer = ingest(make_project(), [write_geotiff(tmp_path / "striped.tif", width=2600, height=300)])
+    assert layer.status == "ready" and layer.files.get().read_path == ""
