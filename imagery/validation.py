@@ -56,7 +56,7 @@ def inspect_source(path: Path, *, max_pixels: int, max_bands: int, display_name:
             _check_header(info, name, size, max_pixels=max_pixels, max_bands=max_bands, driver=src.driver)
             _check_readable(src, name)
     except RasterioError as exc:
-        raise ImageryError(f"{name}: not a readable GeoTIFF ({_short(exc)}).") from exc
+        raise ImageryError(f"{name}: not a readable GeoTIFF ({_short(exc, hide=str(path))}).") from exc
     return info
 
 
@@ -120,8 +120,9 @@ def _check_readable(src: rasterio.DatasetReader, name: str) -> None:
         try:
             src.read(window=window)
         except RasterioError as exc:
+            reason = _short(exc, hide=src.name)
             raise ImageryError(f"{name}: the file is truncated or corrupt (reading pixels at row "
-                               f"{window.row_off}, column {window.col_off} failed: {_short(exc)}).") from exc
+                               f"{window.row_off}, column {window.col_off} failed: {reason}).") from exc
 
 
 def check_mosaic(infos: list[SourceInfo], names: list[str]) -> None:
@@ -152,9 +153,10 @@ def bounds_in(crs_wkt: str, bounds: tuple[float, float, float, float], dst_crs: 
     return tuple(transform_bounds(rasterio.crs.CRS.from_wkt(crs_wkt), dst_crs, *bounds, densify_pts=21))
 
 
-def _short(exc: Exception) -> str:
+def _short(exc: Exception, *, hide: str) -> str:
+    """GDAL's first line, without our own path (a staging name means nothing to the uploader)."""
     text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-    return text[:200]
+    return text.replace(f"'{hide}'", "the file").replace(hide, "the file")[:200]
 
 
 def display_bands(info: SourceInfo) -> tuple[list[int], int | None]:

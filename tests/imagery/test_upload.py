@@ -114,6 +114,7 @@ def test_bad_files_get_a_clear_400_and_leave_nothing_behind(client, tmp_path, ca
     assert response.status_code == 400, response.content
     error = response.json()["error"]
     assert message in error["message"]
+    assert "staging-" not in error["message"] and str(settings.DATA_DIR) not in error["message"]
     assert error["code"] == "invalid_imagery"
     assert not ImageryLayer.objects.exists() and not LayerFile.objects.exists()
     assert files_under(settings.IMAGERY_ROOT) == []
