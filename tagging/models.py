@@ -69,6 +69,7 @@ class Membership(models.Model):
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="memberships")
     role = models.CharField(max_length=12, choices=Role.choices, default=Role.VOLUNTEER)
     joined_at = models.DateTimeField(auto_now_add=True)
+    tutorial_done_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["project", "user"], name="one_membership_per_user")]
@@ -130,3 +131,38 @@ class GoldAnswer(models.Model):
     answer = models.CharField(max_length=40)
     marks = models.JSONField(default=list, blank=True, help_text="[[x, y], ...] in tile pixels.")
     created_at = models.DateTimeField(auto_now_add=True)
+
+
+class Invitation(models.Model):
+    """A link that lets a volunteer join a private project; usable once, until it expires."""
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="invitations")
+    token = models.CharField(max_length=64, unique=True)
+    role = models.CharField(max_length=12, choices=Membership.Role.choices, default=Membership.Role.VOLUNTEER)
+    note = models.CharField(max_length=200, blank=True, help_text="Who it is for (not shown to the invitee).")
+    invited_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+    expires_at = models.DateTimeField()
+    accepted_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                                    related_name="+")
+    accepted_at = models.DateTimeField(null=True, blank=True)
+
+
+class TileReport(models.Model):
+    """A volunteer's "bad image" report on a tile (clouds, blur, blank, misaligned dates)."""
+
+    class Reason(models.TextChoices):
+        CLOUDS = "clouds"
+        BLURRED = "blurred"
+        BLANK = "blank"
+        MISALIGNED = "misaligned"
+        OTHER = "other"
+
+    tile = models.ForeignKey("imagery.Tile", on_delete=models.CASCADE, related_name="reports")
+    volunteer = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    reason = models.CharField(max_length=12, choices=Reason.choices, default=Reason.OTHER)
+    note = models.CharField(max_length=500, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["tile", "volunteer"], name="one_report_per_volunteer_tile")]
