@@ -1,11 +1,12 @@
 from django.contrib import admin
 from django.urls import include, path
+from django.views.i18n import JavaScriptCatalog
 from drf_spectacular.views import SpectacularAPIView
 
 from config import views
 from imagery import api as imagery_api
 from tagging import api as tagging_api
-from tagging import tasks_api
+from tagging import tasks_api, volunteer_api
 from tagging import views as tagging_views
 
 api = [
@@ -22,11 +23,27 @@ api = [
     path("leases/<int:lease_id>/renew/", tasks_api.RenewLease.as_view(), name="lease-renew"),
     path("tiles/<int:tile_id>/classifications/", tasks_api.ClassificationCreate.as_view(),
          name="classification-create"),
+    path("tiles/<int:tile_id>/skip/", volunteer_api.SkipTile.as_view(), name="tile-skip"),
+    path("tiles/<int:tile_id>/reports/", volunteer_api.ReportTile.as_view(), name="tile-report"),
+    path("projects/<slug:slug>/tutorial/", volunteer_api.TutorialView.as_view(), name="tutorial"),
+    path("projects/<slug:slug>/tutorial/practice/<int:tile_id>/", volunteer_api.PracticeCheck.as_view(),
+         name="tutorial-practice"),
+    path("projects/<slug:slug>/tutorial/done/", volunteer_api.TutorialDone.as_view(), name="tutorial-done"),
+    path("projects/<slug:slug>/me/", volunteer_api.MyProgress.as_view(), name="my-progress"),
+    path("projects/<slug:slug>/invitations/", volunteer_api.InvitationList.as_view(), name="invitation-list"),
+    path("invitations/<str:token>/accept/", volunteer_api.InvitationAccept.as_view(), name="invitation-accept"),
+    path("me/", volunteer_api.AccountView.as_view(), name="account"),
 ]
 
 urlpatterns = [
     path("", tagging_views.home, name="home"),
     path("projects/<slug:slug>/", tagging_views.project_page, name="project-page"),
+    path("projects/<slug:slug>/tag/", tagging_views.tag_page, name="tag-page"),
+    path("projects/<slug:slug>/me/", tagging_views.progress_page, name="progress-page"),
+    path("invite/<str:token>/", tagging_views.invitation_page, name="invitation-page"),
+    path("account/", tagging_views.account_page, name="account-page"),
+    path("i18n/", include("django.conf.urls.i18n")),
+    path("jsi18n/", JavaScriptCatalog.as_view(), name="javascript-catalog"),
     path("health/", views.health, name="health"),
     path("admin/", admin.site.urls),
     path("accounts/", include("allauth.urls")),

@@ -9,6 +9,7 @@ correct there too, only slower.
 
 import math
 import random
+from collections.abc import Sequence
 from datetime import timedelta
 
 from django.conf import settings
@@ -29,11 +30,13 @@ def gold_probability(*, project_rate: float, tiles_done: int) -> float:
     return project_rate + (start - project_rate) * math.exp(-tiles_done / settings.GOLD_RATE_DECAY_TILES)
 
 
-def next_tile_for(*, volunteer: AbstractBaseUser, project: Project, rng: random.Random | None = None
-                  ) -> Assignment | None:
+def next_tile_for(*, volunteer: AbstractBaseUser, project: Project, rng: random.Random | None = None,
+                  exclude: Sequence[int] = ()) -> Assignment | None:
     """A lease on the tile this volunteer should tag next, or None when nothing is left for them.
 
-    A live lease the volunteer already holds (a reload, a second tab) is renewed and returned.
+    A live lease the volunteer already holds (a reload, a second tab) is renewed and returned,
+    unless its tile is in `exclude`: the tagging page asks for the next tile while the current
+    one (excluded) is still on screen, so a volunteer holds at most one lease ahead.
     Raises Conflict when the project is not open for tagging. Holds the chosen tile's row lock
     until commit.
     """
@@ -45,7 +48,7 @@ def next_tile_for(*, volunteer: AbstractBaseUser, project: Project, rng: random.
     now = timezone.now()
     expires = now + timedelta(seconds=settings.LEASE_SECONDS)
     with transaction.atomic():
-        held = _held_lease(volunteer, project, now)
+        held = _held_lease(volunteer, project, now, exclude)
         if held is not None:
             Assignment.objects.filter(pk=held.pk).update(expires_at=expires)
             held.expires_at = expires
@@ -60,10 +63,13 @@ def next_tile_for(*, volunteer: AbstractBaseUser, project: Project, rng: random.
                                          is_gold=tile.status == Tile.Status.GOLD)
 
 
-def _held_lease(volunteer: AbstractBaseUser, project: Project, now: timezone.datetime) -> Assignment | None:
+def _held_lease(volunteer: AbstractBaseUser, project: Project, now: timezone.datetime,
+                exclude: Sequence[int]) -> Assignment | None:
     voted = Classification.objects.filter(tile=OuterRef("tile"), volunteer=volunteer)
-    return (Assignment.objects.filter(volunteer=volunteer, project=project, expires_at__gt=now)
-            .exclude(Exists(voted)).select_related("tile").order_by("created_at").first())
+    held = Assignment.objects.filter(volunteer=volunteer, project=project, expires_at__gt=now)
+    if exclude:
+        held = held.exclude(tile_id__in=list(exclude))
+    return held.exclude(Exists(voted)).select_related("tile").order_by("created_at").first()
 
 
 def _candidates(grid: Grid, project: Project, volunteer: AbstractBaseUser, now: timezone.datetime,
@@ -86,6 +92,12 @@ def _claim(grid: Grid, project: Project, volunteer: AbstractBaseUser, now: timez
            *, gold: bool) -> Tile | None:
     candidates = _candidates(grid, project, volunteer, now, gold=gold)
     return candidates.select_for_update(skip_locked=True, of=("self",)).first()
+
+
+def release_lease(*, volunteer: AbstractBaseUser, tile_id: int) -> bool:
+    """Give a leased tile back to the pool at once (skip, bad-image report); the volunteer never gets it again."""
+    return bool(Assignment.objects.filter(volunteer=volunteer, tile_id=tile_id, expires_at__gt=timezone.now())
+                .update(expires_at=timezone.now()))
 
 
 def renew_lease(*, assignment: Assignment) -> Assignment:

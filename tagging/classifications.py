@@ -131,12 +131,19 @@ def gold_feedback(*, classification: Classification, radius_px: float = 25.0) ->
     gold = GoldAnswer.objects.filter(tile_id=classification.tile_id).first()
     if gold is None:
         return None
-    marks = [(m.x, m.y) for m in classification.marks.all()]
-    found, missed = [], []
-    for gx, gy in gold.marks:
-        near = any((mx - gx) ** 2 + (my - gy) ** 2 <= radius_px ** 2 for mx, my in marks)
-        (found if near else missed).append([gx, gy])
-    wrong = [[mx, my] for mx, my in marks
-             if not any((mx - gx) ** 2 + (my - gy) ** 2 <= radius_px ** 2 for gx, gy in gold.marks)]
-    return {"correct": classification.answer == gold.answer, "answer": gold.answer, "found": found,
-            "missed": missed, "wrong_marks": wrong}
+    return compare_with_gold(gold=gold, answer=classification.answer,
+                             marks=[(m.x, m.y) for m in classification.marks.all()], radius_px=radius_px)
+
+
+def compare_with_gold(*, gold: GoldAnswer, answer: str, marks: list[tuple[float, float]],
+                      radius_px: float = 25.0) -> dict[str, Any]:
+    """Feedback on an answer against a gold tile's known answer; a mark within radius_px finds a building."""
+    def near(point: tuple[float, float], others: list[tuple[float, float]]) -> bool:
+        return any((point[0] - ox) ** 2 + (point[1] - oy) ** 2 <= radius_px ** 2 for ox, oy in others)
+
+    known = [(float(x), float(y)) for x, y in gold.marks]
+    found = [list(point) for point in known if near(point, marks)]
+    missed = [list(point) for point in known if not near(point, marks)]
+    wrong = [list(point) for point in marks if not near(point, known)]
+    return {"correct": answer == gold.answer, "answer": gold.answer, "found": found, "missed": missed,
+            "wrong_marks": wrong}

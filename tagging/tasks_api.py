@@ -67,13 +67,24 @@ def task_json(assignment: Assignment) -> dict[str, Any]:
     }
 
 
+class NextTaskInput(serializers.Serializer):
+    exclude = serializers.ListField(child=serializers.IntegerField(), required=False, default=list, max_length=10,
+                                    help_text="Tiles still on screen: do not hand these back (prefetching).")
+
+
 class NextTask(APIView):
-    @extend_schema(request=None, responses={200: TaskOutput, 204: OpenApiResponse(
+    @extend_schema(request=NextTaskInput, responses={200: TaskOutput, 204: OpenApiResponse(
         description="Nothing left for this volunteer; the X-Message header says so.")})
     def post(self, request: Request, slug: str) -> Response:
-        """Lease the next tile to tag (a held, unanswered lease is renewed and returned instead)."""
+        """Lease the next tile to tag (a held, unanswered lease is renewed and returned instead).
+
+        The tagging page fetches the next tile while the current one is on screen, passing the
+        current tile in `exclude`, so the volunteer never waits between tiles.
+        """
         project = access_project(request.user, slug)
-        assignment = next_tile_for(volunteer=request.user, project=project)
+        data = NextTaskInput(data=request.data if isinstance(request.data, dict) else {})
+        data.is_valid(raise_exception=True)
+        assignment = next_tile_for(volunteer=request.user, project=project, exclude=data.validated_data["exclude"])
         if assignment is None:
             return Response(status=status.HTTP_204_NO_CONTENT, headers={
                 "X-Message": "You have seen every tile of this project that still needs votes. Thank you!"})
