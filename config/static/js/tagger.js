@@ -168,6 +168,7 @@
   }
 
   function removeMark(mark) {
+    for (const m of mark.markers) m.remove();
     state.marks = state.marks.filter((m) => m !== mark);
     redrawMarks();
     touch();
@@ -218,6 +219,8 @@
   // --- Showing a task ----------------------------------------------------------------------------------------------
   function show(task) {
     state.task = task;
+    root.dataset.tile = task.tile.id;  // for people reading the page source, and for the browser tests
+    root.dataset.mode = state.mode;
     state.answer = null;
     clearMarks();
     clearFeedback();
@@ -520,7 +523,10 @@
   $("submit").addEventListener("click", submit);
   $("mark-centre").addEventListener("click", centre);
   $("swipe").addEventListener("input", clipSwipe);
-  for (const b of document.querySelectorAll("#date-bar [data-mode]")) b.addEventListener("click", () => setCompare(b.dataset.mode));
+  for (const b of document.querySelectorAll("#date-bar [data-mode]")) {
+    // "Flick" pressed again (or tapped on a phone) shows the other date, like the D key.
+    b.addEventListener("click", () => (b.dataset.mode === "flick" && state.compare === "flick" ? flick() : setCompare(b.dataset.mode)));
+  }
   for (const type of ["pointerdown", "keydown", "wheel"]) document.addEventListener(type, touch, {passive: true});
   mapA.on("zoomend moveend", () => { if (state.compare === "swipe") clipSwipe(); });
   window.addEventListener("resize", () => { mapA.invalidateSize(); if (mapB) mapB.invalidateSize(); });
