@@ -127,9 +127,9 @@ def do_tutorial(volunteer: Volunteer) -> int:
     page.wait_for_selector("#tutorial:not([hidden])")
     volunteer.shot("1-tutorial")
     page.click("#tutorial-start")
-    practised = 0
+    practised, last = 0, None
     while page.get_attribute("#tagger", "data-mode") == "practice" or practised == 0:
-        volunteer.wait_for_tile(None if practised == 0 else str(last))
+        volunteer.wait_for_tile(None if last is None else str(last))
         last = int(page.get_attribute("#tagger", "data-tile"))
         volunteer.point(0.5, 0.5)
         volunteer.answer("destroyed", "1")

@@ -17,6 +17,10 @@
   const csrf = (document.cookie.match(/(?:^|; )csrftoken=([^;]+)/) || [])[1] || "";
   const RENEW_EVERY_MS = 60_000;
   const DATE_COLOURS = ["#ffd400", "#ff3d7f", "#35d0ff", "#8cff5a", "#ff9f1c"];
+  // The default answers and questions are translated; a project's own wording is shown as written.
+  gettext_noop("Destroyed"); gettext_noop("Damaged"); gettext_noop("No damage"); gettext_noop("Can't tell");
+  gettext_noop("Do you see destroyed buildings on this image?"); gettext_noop("Do you see destroyed buildings?");
+  const label = (answer) => gettext(answer.label);
 
   const state = {
     mode: "tag",          // "practice" in the tutorial, "tag" afterwards
@@ -76,9 +80,9 @@
     overlaysA = task.tile.images.map((image) => L.imageOverlay(image.url, b, {
       alt: interpolate(gettext("Image of %s"), [image.date]), className: "tile-image"}));
     if (mapB) overlaysB = task.tile.images.map((image) => L.imageOverlay(image.url, b, {className: "tile-image"}));
-    mapA.setMaxBounds(b.pad(0.5));
+    mapA.setMaxBounds(b.pad(2));
     mapA.fitBounds(b, {animate: false});
-    if (mapB) { mapB.setMaxBounds(b.pad(0.5)); mapB.fitBounds(b, {animate: false}); }
+    if (mapB) { mapB.setMaxBounds(b.pad(2)); mapB.fitBounds(b, {animate: false}); }
     applyCompare();
   }
 
@@ -203,7 +207,7 @@
       b.dataset.key = answer.key;
       b.setAttribute("aria-pressed", "false");
       b.className = answer.damage ? "answer damage" : "answer";
-      b.append(answer.label, " ");
+      b.append(label(answer), " ");
       const k = document.createElement("kbd"); k.textContent = String(i + 1); b.append(k);
       b.addEventListener("click", () => selectAnswer(answer.key));
       return b;
@@ -225,7 +229,7 @@
     clearMarks();
     clearFeedback();
     renderAnswers(task.answers);
-    $("question").textContent = task.question;
+    $("question").textContent = gettext(task.question);
     showImages(task);
     state.shownAt = performance.now();
     startLease(task.lease);
@@ -249,7 +253,7 @@
     // The prefetched tile may be gone (the lease was for a tile that filled up): ask again.
     if (!next || next.error || next.status === 204) next = await fetchNext([]);
     if (next.error) return fail(next.error);
-    if (next.status === 204) return finish(next.message);
+    if (next.status === 204) return finish();
     show(next);
   }
 
@@ -258,7 +262,9 @@
     $("workspace").hidden = true;
     $("finished").hidden = false;
     $("finished-h").textContent = gettext("Thank you!");
-    $("finished-text").textContent = message || gettext("There is nothing left for you to tag in this project right now.");
+    // The server's own message (X-Message) is English; the page says the same in the volunteer's language.
+    $("finished-text").textContent = message
+      || gettext("You have seen every tile of this project that still needs votes. Thank you!");
     $("finished-h").focus();
   }
 
@@ -378,7 +384,7 @@
     const right = answerOf(feedback.answer);
     const items = [];
     items.push(feedback.correct ? gettext("Your answer is right.")
-                                : interpolate(gettext("The right answer was: %s."), [right ? right.label : feedback.answer]));
+                                : interpolate(gettext("The right answer was: %s."), [right ? label(right) : feedback.answer]));
     if (feedback.found.length) items.push(interpolate(ngettext("Well spotted: you found %s destroyed building.", "Well spotted: you found %s destroyed buildings.", feedback.found.length), [feedback.found.length]));
     if (feedback.missed.length) items.push(interpolate(ngettext("You missed %s building (orange ring).", "You missed %s buildings (orange rings).", feedback.missed.length), [feedback.missed.length]));
     if (feedback.wrong_marks.length) items.push(interpolate(ngettext("%s point is not on a destroyed building (red ring).", "%s points are not on a destroyed building (red rings).", feedback.wrong_marks.length), [feedback.wrong_marks.length]));
@@ -411,7 +417,7 @@
     $("workspace").hidden = true;
     $("tutorial-answers").replaceChildren(...tutorial.answers.map((a) => {
       const li = document.createElement("li");
-      const strong = document.createElement("strong"); strong.textContent = a.label;
+      const strong = document.createElement("strong"); strong.textContent = label(a);
       li.append(strong, " — ", a.abstain ? gettext("when you really cannot tell; it does not count for either side.")
                                : a.damage ? gettext("put a point on each destroyed building.")
                                : gettext("no point needed."));
@@ -443,7 +449,7 @@
     const image = known.images[known.images.length - 1];
     const img = document.createElement("img");
     img.src = image.url;
-    img.alt = interpolate(gettext("Example: %s"), [known.answer_label]);
+    img.alt = interpolate(gettext("Example: %s"), [gettext(known.answer_label)]);
     frame.append(img);
     for (const [x, y] of known.marks) {
       const dot = document.createElement("span");
@@ -454,8 +460,8 @@
     }
     const caption = document.createElement("figcaption");
     caption.textContent = known.marks.length
-      ? interpolate(ngettext("%(answer)s: %(n)s destroyed building ringed", "%(answer)s: %(n)s destroyed buildings ringed", known.marks.length), {answer: known.answer_label, n: known.marks.length}, true)
-      : known.answer_label;
+      ? interpolate(ngettext("%(answer)s: %(n)s destroyed building ringed", "%(answer)s: %(n)s destroyed buildings ringed", known.marks.length), {answer: gettext(known.answer_label), n: known.marks.length}, true)
+      : gettext(known.answer_label);
     figure.append(frame, caption);
     return figure;
   }
