@@ -48,3 +48,22 @@ def test_submissions_are_rate_limited_per_volunteer(volunteer, monkeypatch) -> N
     codes = [api.post(f"/api/v1/tiles/{tile.pk}/classifications/", {"answer": "no_damage", "seconds": 5},
                       format="json").status_code for tile in Tile.objects.all()[:3]]
     assert codes == [201, 201, 429]
+
+
+def test_failed_sign_ins_are_rate_limited_per_account(client, volunteer) -> None:
+    # ACCOUNT_RATE_LIMITS: 5 failures per account in 5 minutes; then even the right password waits.
+    for _ in range(5):
+        assert b"not correct" in client.post("/accounts/login/", {"login": "vol", "password": "guess"}).content
+    blocked = client.post("/accounts/login/", {"login": "vol", "password": "vol-pass-123"})
+    assert blocked.status_code == 200 and b"Too many failed login attempts" in blocked.content
+    assert "_auth_user_id" not in client.session
+
+
+def test_sign_ups_are_rate_limited_per_address(client, settings) -> None:
+    settings.ACCOUNT_RATE_LIMITS = {**settings.ACCOUNT_RATE_LIMITS, "signup": "3/h/ip"}
+    codes = []
+    for i in range(4):
+        client.logout()
+        codes.append(client.post("/accounts/signup/", {"username": f"bird{i}", "password1": "a-long-pass-phrase",
+                                                       "password2": "a-long-pass-phrase"}).status_code)
+    assert codes == [302, 302, 302, 429]
