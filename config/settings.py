@@ -168,9 +168,13 @@ CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=False)
+# Whole-project consensus (reliability re-estimated) for projects with new votes, every N seconds.
+CONSENSUS_RECOMPUTE_SECONDS = env.float("CONSENSUS_RECOMPUTE_SECONDS", default=600.0)
 CELERY_BEAT_SCHEDULE = {
     "sweep-imagery-jobs": {"task": "workers.imagery.sweep_imagery_jobs",
                            "schedule": env.float("SWEEP_SECONDS", default=60.0)},
+    "recompute-consensus": {"task": "workers.tagging.recompute_active_projects",
+                            "schedule": CONSENSUS_RECOMPUTE_SECONDS},
 }
 
 REST_FRAMEWORK = {

@@ -6,7 +6,7 @@ from drf_spectacular.views import SpectacularAPIView
 from config import views
 from imagery import api as imagery_api
 from tagging import api as tagging_api
-from tagging import tasks_api, volunteer_api
+from tagging import consensus_api, tasks_api, volunteer_api
 from tagging import views as tagging_views
 
 api = [
@@ -21,8 +21,22 @@ api = [
     path("tiles/<int:tile_id>/images/<int:layer_id>/", imagery_api.TileImageView.as_view(), name="tile-image"),
     path("projects/<slug:slug>/tasks/next/", tasks_api.NextTask.as_view(), name="task-next"),
     path("leases/<int:lease_id>/renew/", tasks_api.RenewLease.as_view(), name="lease-renew"),
-    path("tiles/<int:tile_id>/classifications/", tasks_api.ClassificationCreate.as_view(),
+    # POST: a volunteer's answer (tasks_api.ClassificationCreate); GET: who said what, for coordinators.
+    path("tiles/<int:tile_id>/classifications/", consensus_api.TileClassifications.as_view(),
          name="classification-create"),
+    path("projects/<slug:slug>/consensus/", consensus_api.ConsensusSummary.as_view(), name="consensus-summary"),
+    path("projects/<slug:slug>/consensus/tiles.geojson", consensus_api.TilesGeoJSON.as_view(),
+         name="consensus-tiles-geojson"),
+    path("projects/<slug:slug>/consensus/tiles.csv", consensus_api.TilesCSV.as_view(), name="consensus-tiles-csv"),
+    path("projects/<slug:slug>/consensus/buildings.geojson", consensus_api.BuildingsGeoJSON.as_view(),
+         name="consensus-buildings-geojson"),
+    path("projects/<slug:slug>/consensus/buildings.csv", consensus_api.BuildingsCSV.as_view(),
+         name="consensus-buildings-csv"),
+    path("projects/<slug:slug>/consensus/recompute/", consensus_api.Recompute.as_view(), name="consensus-recompute"),
+    path("projects/<slug:slug>/volunteers/reliability/", consensus_api.ReliabilityList.as_view(),
+         name="volunteer-reliability"),
+    path("buildings/<int:building_id>/classifications/", consensus_api.BuildingClassifications.as_view(),
+         name="building-classifications"),
     path("tiles/<int:tile_id>/skip/", volunteer_api.SkipTile.as_view(), name="tile-skip"),
     path("tiles/<int:tile_id>/reports/", volunteer_api.ReportTile.as_view(), name="tile-report"),
     path("projects/<slug:slug>/tutorial/", volunteer_api.TutorialView.as_view(), name="tutorial"),

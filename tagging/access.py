@@ -20,6 +20,14 @@ def can_manage_project(user: AnyUser, project: Project) -> bool:
         project=project, user=user, role=Membership.Role.MANAGER).exists())
 
 
+def can_coordinate_project(user: AnyUser, project: Project) -> bool:
+    """Coordinators review the consensus of their project; its managers and admins may too."""
+    if is_platform_admin(user):
+        return True
+    return bool(user.is_authenticated and Membership.objects.filter(
+        project=project, user=user, role__in=[Membership.Role.COORDINATOR, Membership.Role.MANAGER]).exists())
+
+
 def can_view_project(user: AnyUser, project: Project) -> bool:
     """Signed-in users see public projects; private ones only their members and admins."""
     if not user.is_authenticated:
@@ -29,11 +37,14 @@ def can_view_project(user: AnyUser, project: Project) -> bool:
     return Membership.objects.filter(project=project, user=user).exists()
 
 
-def access_project(user: AnyUser, slug: str, *, manage: bool = False) -> Project:
-    """The project, or NotFound when the user may not even see it, NotAllowed when they may not manage it."""
+def access_project(user: AnyUser, slug: str, *, manage: bool = False, coordinate: bool = False) -> Project:
+    """The project, or NotFound when the user may not even see it, NotAllowed when they may not manage
+    it (manage=True) or coordinate it (coordinate=True: coordinators, managers, admins)."""
     project = Project.objects.filter(slug=slug).first()
     if project is None or not can_view_project(user, project):
         raise NotFound(f"There is no project '{slug}' that you can see.")
     if manage and not can_manage_project(user, project):
         raise NotAllowed(f"You may not manage the project '{slug}'.")
+    if coordinate and not can_coordinate_project(user, project):
+        raise NotAllowed(f"Only the coordinators of the project '{slug}' may see this.")
     return project

@@ -52,13 +52,18 @@ def check_classification(*, project: Project, tile: Tile, answer: str, marks: li
 
 
 def record_classification(*, volunteer: AbstractBaseUser, tile: Tile, answer: str, marks: list[MarkInput],
-                          seconds: float | None = None, source: str = "api") -> tuple[Classification, bool]:
+                          seconds: float | None = None, source: str = "api",
+                          imported: bool = False) -> tuple[Classification, bool]:
     """Store one volunteer's answer on a tile; returns (classification, created).
 
     A replay (double click, network retry) returns the stored row with created=False and
     changes nothing. The tile's vote count and status change in the same transaction; the
     tile's consensus update is enqueued after commit. Raises InvalidInput for bad input and
     Conflict when the volunteer may not answer this tile (any more).
+
+    imported=True records a vote cast elsewhere (a campaign migrating in, a replayed crowd): it
+    needs no lease nor an open project or tile, and enqueues nothing; the importer recomputes
+    the project's consensus once at the end.
     """
     existing = Classification.objects.filter(volunteer=volunteer, tile=tile).first()
     if existing is not None:
@@ -69,14 +74,16 @@ def record_classification(*, volunteer: AbstractBaseUser, tile: Tile, answer: st
     try:
         with transaction.atomic():
             locked = Tile.objects.select_for_update().get(pk=tile.pk)
-            _check_allowed(volunteer, locked, project)
+            if not imported:
+                _check_allowed(volunteer, locked, project)
             classification = Classification.objects.create(
                 project=project, tile=locked, volunteer=volunteer, answer=answer, seconds=seconds,
                 too_fast=too_fast, is_gold=locked.status == Tile.Status.GOLD, source=source)
             Mark.objects.bulk_create([_mark(classification, locked, m, layers) for m in marks])
             _count_vote(locked, project, counted=not too_fast)
             Assignment.objects.filter(volunteer=volunteer, tile=locked).update(expires_at=timezone.now())
-            transaction.on_commit(lambda: _enqueue_tile_update(locked.pk))
+            if not imported:
+                transaction.on_commit(lambda: _enqueue_tile_update(locked.pk))
     except IntegrityError:
         # Two identical submits raced: the other one won; return what it stored.
         return Classification.objects.get(volunteer=volunteer, tile=tile), False

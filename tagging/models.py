@@ -2,6 +2,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import models
+from django.utils import timezone
 
 DEFAULT_ANSWERS: list[dict[str, Any]] = [
     {"key": "destroyed", "label": "Destroyed", "damage": True, "abstain": False},
@@ -166,3 +167,113 @@ class TileReport(models.Model):
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["tile", "volunteer"], name="one_report_per_volunteer_tile")]
+
+
+class ConsensusRun(models.Model):
+    """One whole-project consensus estimate: when, with which method and parameters, how long, on what.
+
+    Exports state the run they come from, so a finding can be re-derived. The latest finished
+    run also holds the fitted label model that the cheap per-vote update uses.
+    """
+
+    class Status(models.TextChoices):
+        RUNNING = "running"
+        DONE = "done"
+        FAILED = "failed"
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="consensus_runs")
+    status = models.CharField(max_length=8, choices=Status.choices, default=Status.RUNNING)
+    method = models.TextField(help_text="What was estimated and how, with the method's version.")
+    parameters = models.JSONField(default=dict, blank=True)
+    timings = models.JSONField(default=dict, blank=True, help_text="Seconds per phase.")
+    counts = models.JSONField(default=dict, blank=True, help_text="Votes, tiles, clicks, buildings ...")
+    # Votes with an id up to this one were in the estimate (the per-vote update takes their share out).
+    last_classification_id = models.BigIntegerField(default=0)
+    label_model = models.BinaryField(null=True, blank=True, editable=False,
+                                     help_text="The fitted label model (numpy .npz), kept on the latest runs only.")
+    error = models.TextField(blank=True)
+    started_at = models.DateTimeField(default=timezone.now)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-started_at", "-id"]
+        indexes = [models.Index(fields=["project", "status", "-id"])]
+
+    def __str__(self) -> str:
+        return f"consensus run {self.pk} of {self.project} ({self.status})"
+
+
+class TileConsensus(models.Model):
+    """What the crowd said on a tile: label (an answer key), calibrated confidence, agreement, votes per answer."""
+
+    tile = models.OneToOneField("imagery.Tile", on_delete=models.CASCADE, related_name="consensus")
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="tile_consensus")
+    label = models.CharField(max_length=40)
+    confidence = models.FloatField(help_text="Probability that the label is right (0-1).")
+    agreement = models.FloatField(null=True, blank=True,
+                                  help_text="Share of decisive votes that gave the label; empty without any.")
+    counts = models.JSONField(default=dict, help_text="{answer key: counted votes}, abstentions included.")
+    n_votes = models.PositiveIntegerField(default=0, help_text="Counted votes (not too fast).")
+    n_decisive = models.PositiveIntegerField(default=0, help_text="Counted votes other than abstentions.")
+    method = models.CharField(max_length=40, help_text="Which estimate wrote the row, with its version.")
+    run = models.ForeignKey(ConsensusRun, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        indexes = [models.Index(fields=["project", "confidence"]), models.Index(fields=["project", "label"])]
+
+    def __str__(self) -> str:
+        return f"{self.label} ({self.confidence:.2f}) on tile {self.tile_id}"
+
+
+class Building(models.Model):
+    """A destroyed building found by the crowd's point marks, with the evidence behind it.
+
+    Ground coordinates are in the grid's CRS (metres); lon/lat in WGS84. A building keeps its id
+    across runs while the new estimate finds it at the same spot, so reviews can point at it.
+    """
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="buildings")
+    run = models.ForeignKey(ConsensusRun, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    ground_x = models.FloatField()
+    ground_y = models.FloatField()
+    lon = models.FloatField()
+    lat = models.FloatField()
+    confidence = models.FloatField(help_text="Probability that this is a real destroyed building (0-1).")
+    uncertainty_m = models.FloatField(help_text="Standard error of the location, ground metres.")
+    n_support = models.PositiveIntegerField(default=0, help_text="Volunteers who marked it.")
+    n_oppose = models.PositiveIntegerField(default=0, help_text="Volunteers who saw the spot and did not mark it.")
+    is_gold = models.BooleanField(default=False)
+    last_intact = models.DateField(null=True, blank=True, help_text="Last date it shows intact.")
+    first_destroyed = models.DateField(null=True, blank=True, help_text="First date it shows destroyed.")
+    window_confidence = models.FloatField(null=True, blank=True, help_text="Probability of that date window.")
+    classification_ids = models.JSONField(default=list, help_text="Classifications that marked it.")
+    opposing_classification_ids = models.JSONField(default=list, help_text="Classifications that saw it unmarked.")
+    mark_ids = models.JSONField(default=list)
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        indexes = [models.Index(fields=["project", "confidence"])]
+
+    def __str__(self) -> str:
+        return f"building {self.pk} ({self.confidence:.2f}) of {self.project}"
+
+
+class VolunteerReliability(models.Model):
+    """How far a volunteer's answers can be trusted on one project, from gold tiles and agreement with the crowd."""
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="reliabilities")
+    volunteer = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="reliabilities")
+    reliability = models.FloatField(help_text="Chance-corrected balanced accuracy: 0 = guessing, 1 = always right.")
+    accuracy = models.FloatField(help_text="Expected share of right decisive answers.")
+    confusion = models.JSONField(default=dict, help_text="{true answer: {answer: probability}}.")
+    n_votes = models.PositiveIntegerField(default=0)
+    n_gold = models.PositiveIntegerField(default=0, help_text="Decisive votes on gold tiles the estimate rests on.")
+    n_gold_correct = models.PositiveIntegerField(default=0)
+    hit_rate = models.FloatField(null=True, blank=True, help_text="P(marks a destroyed building in view).")
+    false_rate = models.FloatField(null=True, blank=True, help_text="P(marks a spot that is not one).")
+    run = models.ForeignKey(ConsensusRun, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["project", "volunteer"], name="one_reliability_per_volunteer")]

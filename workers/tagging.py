@@ -1,11 +1,41 @@
 """Celery tasks for tagging: thin wrappers that re-fetch rows by id and call tagging's domain functions."""
 
+import logging
+
 from celery import shared_task
 
-from tagging import classifications
+from config.errors import InvalidInput
+from tagging import classifications, consensus_store
+
+log = logging.getLogger(__name__)
 
 
 @shared_task(name="workers.tagging.refresh_tile", acks_late=True, reject_on_worker_lost=True)
 def refresh_tile_task(tile_id: int) -> int:
-    """After a vote: recompute the tile's vote count from its stored votes (consensus hooks in here)."""
-    return classifications.refresh_tile(tile_id=tile_id)
+    """After a vote: recompute the tile's vote count and its consensus from its stored votes; returns the count."""
+    votes = classifications.refresh_tile(tile_id=tile_id)
+    consensus_store.update_tile(tile_id=tile_id)
+    return votes
+
+
+@shared_task(name="workers.tagging.recompute_project", acks_late=True, reject_on_worker_lost=True)
+def recompute_project_task(project_id: int) -> int:
+    """Re-estimate a project's whole consensus from its stored votes; returns the run id (0 if none ran).
+
+    Bad consensus settings are not transient: the run is recorded as failed with the reason, no retry.
+    """
+    try:
+        run = consensus_store.recompute_project(project_id=project_id)
+    except InvalidInput as exc:
+        log.warning("consensus of project %s not recomputed: %s", project_id, exc.message)
+        return 0
+    return run.pk if run else 0
+
+
+@shared_task(name="workers.tagging.recompute_active_projects")
+def recompute_active_projects_task() -> int:
+    """Periodic: enqueue a recompute of every active project with votes or gold newer than its last run."""
+    due = consensus_store.projects_to_recompute()
+    for project_id in due:
+        recompute_project_task.delay(project_id)
+    return len(due)

@@ -1,0 +1,33 @@
+"""The consensus tasks in a real Celery worker process: an import's recompute, and the periodic one from beat."""
+
+import pytest
+
+from imagery.models import Tile
+from tagging.models import Classification, ConsensusRun, TileConsensus
+from tests.tagging.helpers import project_with_tiles
+from tests.test_worker import manage, platform_env, start_worker, wait_for  # noqa: F401 (fixtures)
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.worker]
+
+
+def test_a_worker_recomputes_an_import_and_its_beat_picks_up_new_votes(platform_env, start_worker,  # noqa: F811
+                                                                        tmp_path, django_user_model) -> None:
+    project = project_with_tiles()
+    votes = tmp_path / "votes.csv"
+    votes.write_text("tile_col,tile_row,volunteer,answer,marks\n0,0,ann,destroyed,\"[[10, 10]]\"\n"
+                     "0,0,ben,destroyed,\"[[12, 11]]\"\n1,0,ann,no_damage,\n", encoding="utf-8")
+    platform_env["CONSENSUS_RECOMPUTE_SECONDS"] = "1"
+    start_worker()
+    result = manage(platform_env, "import_classifications", "raqqa", str(votes))
+    assert result.returncode == 0, result.stderr
+    done = ConsensusRun.objects.filter(project=project, status=ConsensusRun.Status.DONE)
+    wait_for(lambda: done.exists(), 90, "the recompute the import enqueued")
+    assert TileConsensus.objects.filter(project=project).count() == 2
+    assert TileConsensus.objects.get(tile__col=0, tile__row=0).label == "destroyed"
+    # A vote that no task announces (a lost message): the periodic recompute finds it.
+    tile = Tile.objects.get(grid__project=project, col=2, row=1)
+    Classification.objects.create(project=project, tile=tile, volunteer=django_user_model.objects.create_user("cy"),
+                                  answer="damaged")
+    wait_for(lambda: TileConsensus.objects.filter(tile=tile).exists(), 90, "the periodic recompute")
+    assert TileConsensus.objects.get(tile=tile).counts["damaged"] == 1
+    assert done.count() >= 2
