@@ -153,7 +153,9 @@ class Tile(models.Model):
         constraints = [models.UniqueConstraint(fields=["grid", "col", "row"], name="one_tile_per_cell")]
         indexes = [
             models.Index(fields=["grid", "west", "south"]),
-            models.Index(fields=["grid", "status", "vote_count", "priority"]),
+            # The next-tile query's order (breadth-first): a bounded index scan instead of a sort of every
+            # open tile (bench.volunteers: 200 ms -> under 1 ms on 20,000 tiles).
+            models.Index(fields=["grid", "status", "vote_count", "-priority", "id"], name="tile_claim_order"),
         ]
 
     def __str__(self) -> str:

@@ -41,6 +41,8 @@ class Project(models.Model):
     scheduling = models.CharField(max_length=14, choices=Scheduling.choices, default=Scheduling.BREADTH_FIRST)
     gold_rate = models.FloatField(default=0.1)
     is_public = models.BooleanField(default=True)
+    published_at = models.DateTimeField(null=True, blank=True,
+                                        help_text="When the results were published to the project's volunteers.")
     # The grid is made from the first imagery layer with these settings.
     tile_size = models.PositiveIntegerField(default=512)
     overlap = models.PositiveIntegerField(default=64)
@@ -277,3 +279,44 @@ class VolunteerReliability(models.Model):
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["project", "volunteer"], name="one_reliability_per_volunteer")]
+
+
+class Review(models.Model):
+    """A coordinator's decision on a tile or a building. It overrides the crowd in every output.
+
+    Reviews are never edited or deleted: undoing one sets undone_at, and a later review of the
+    same tile or building supersedes an earlier one. Together they are the audit trail (who,
+    when, what before, what after).
+    """
+
+    class Action(models.TextChoices):
+        CONFIRM = "confirm"  # the crowd is right
+        REJECT = "reject"  # a building that is not one; a tile label that is wrong without a better one
+        RELABEL = "relabel"  # a tile's label becomes `label`
+        MOVE = "move"  # a building's location becomes (ground_x, ground_y)
+        ADD = "add"  # a building the crowd missed, at (ground_x, ground_y)
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="reviews")
+    tile = models.ForeignKey("imagery.Tile", null=True, blank=True, on_delete=models.CASCADE, related_name="reviews")
+    building = models.ForeignKey(Building, null=True, blank=True, on_delete=models.SET_NULL, related_name="reviews")
+    action = models.CharField(max_length=10, choices=Action.choices)
+    label = models.CharField(max_length=40, blank=True, help_text="The tile's answer, for relabel.")
+    ground_x = models.FloatField(null=True, blank=True, help_text="Grid CRS metres, for move and add.")
+    ground_y = models.FloatField(null=True, blank=True)
+    lon = models.FloatField(null=True, blank=True)
+    lat = models.FloatField(null=True, blank=True)
+    note = models.TextField(blank=True)
+    before = models.JSONField(default=dict, help_text="The crowd's (or the previous review's) values.")
+    after = models.JSONField(default=dict, help_text="The values this review sets.")
+    reviewer = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    created_at = models.DateTimeField(default=timezone.now)
+    undone_at = models.DateTimeField(null=True, blank=True)
+    undone_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                                  related_name="+")
+
+    class Meta:
+        indexes = [models.Index(fields=["project", "created_at"]), models.Index(fields=["tile", "created_at"]),
+                   models.Index(fields=["building", "created_at"])]
+        constraints = [models.CheckConstraint(
+            condition=models.Q(tile__isnull=False) | models.Q(building__isnull=False) | models.Q(action="add"),
+            name="review_names_what_it_reviews")]
