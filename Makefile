@@ -3,7 +3,7 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: run test install lint bench-tiling bench-consensus clean
+.PHONY: run test install lint bench-tiling bench-consensus bench-volunteers clean
 
 install: $(VENV)/.installed
 
@@ -32,6 +32,9 @@ bench-tiling: install
 
 bench-consensus: install
 	$(PY) -m bench.consensus
+
+bench-volunteers: install
+	$(PY) -m bench.volunteers
 
 clean:
 	rm -rf $(VENV) data

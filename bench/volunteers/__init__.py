@@ -1,0 +1,25 @@
+"""Volunteers benchmark: `python -m bench.volunteers` from the repository root (`make bench-volunteers`).
+
+It runs the platform as in production on this machine and drives simulated volunteers
+through the JSON API, then checks what the database holds:
+
+- services.py: a private PostgreSQL database (dropped and created anew), a private Redis
+  database (flushed) as Celery broker and as the cache DRF's throttling shares, gunicorn
+  with platform/gunicorn.conf.py (workers and threads are flags), one Celery worker
+  consuming the refresh task every vote enqueues;
+- fixture.py: migrate, then an active project with redundancy 5, 20,000 tiles with an
+  image row per date (2 dates), some gold tiles, and volunteer accounts with DRF tokens;
+- load.py: the load generator in its own process (asyncio + aiohttp); each volunteer loops
+  next tile -> answer (marks with a damage answer, 8 s spent) -> exponential think time;
+- views.py / urls.py / settings.py: two ceilings served by the same gunicorn, a trivial JSON
+  view and a bare vote view (one indexed SELECT, one INSERT, no auth);
+- cpu.py: where the machine's two cores went in each measurement window.
+
+It prints votes per second and p50/p99 latency of next-tile and submit at 50, 200 and 500
+volunteers with think time, votes per second at saturation (think time 0) at a few
+concurrency levels, the two ceilings, the target ratios, and the checks: the database holds
+exactly the votes whose clients got 201, no open tile has more counted votes than its
+redundancy, no volunteer got or voted on a tile twice, every tile's vote_count matches its
+votes once the worker is done; and every status code and error. It exits 1 when a check
+fails or a request errs. The last line is machine-readable.
+"""

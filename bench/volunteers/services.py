@@ -1,0 +1,179 @@
+"""The platform as in production, on this machine: a private PostgreSQL database, a private Redis
+database, gunicorn with platform/gunicorn.conf.py, one Celery worker; and their clean-up.
+
+Every process is started in a session of its own and remembered here; stop_all() ends exactly
+those (SIGTERM to each one's process group, SIGKILL after a grace period), and it runs on a
+normal exit, an exception, Ctrl-C and SIGTERM alike (__main__ arranges that).
+"""
+
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+import psycopg
+import redis
+
+REPO = Path(__file__).resolve().parents[2]
+PG = "postgres://root@127.0.0.1:5432"
+REDIS_URL = "redis://127.0.0.1:6379"
+# Variables of the shell that would send the platform elsewhere (object storage, eager tasks).
+FOREIGN_VARIABLES = ("TILE_BUCKET", "S3_ENDPOINT_URL", "IMAGERY_ROOT", "CELERY_TASK_ALWAYS_EAGER", "DEBUG",
+                     "WEB_CONCURRENCY", "WEB_THREADS", "CONN_MAX_AGE")
+SUBMIT_RATE = "1000000/min"
+WORKER_READY = re.compile(r"celery@\S+ ready\.")
+
+_started: list[subprocess.Popen] = []
+
+
+@dataclass(frozen=True)
+class Config:
+    database: str
+    redis_db: int
+    port: int
+    web_workers: int
+    web_threads: int
+    max_requests: int | None  # None: as platform/gunicorn.conf.py says
+    celery_concurrency: int
+    data_dir: Path
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+
+def environment(config: Config) -> dict[str, str]:
+    """Production settings (config/settings.py reads them all), pointed at this run's private stores."""
+    env = {k: v for k, v in os.environ.items() if k not in FOREIGN_VARIABLES}
+    env.update(
+        DATABASE_URL=f"{PG}/{config.database}",
+        CELERY_BROKER_URL=f"{REDIS_URL}/{config.redis_db}",
+        CACHE_URL=f"{REDIS_URL}/{config.redis_db}",  # DRF's throttle counters shared by every gunicorn worker
+        SECRET_KEY="bench-volunteers-only-not-a-secret",
+        ALLOWED_HOSTS="127.0.0.1,localhost",
+        DATA_DIR=str(config.data_dir),
+        DEBUG="False",
+        SUBMIT_RATE=SUBMIT_RATE,
+        WEB_CONCURRENCY=str(config.web_workers),
+        WEB_THREADS=str(config.web_threads),
+        DJANGO_SETTINGS_MODULE="bench.volunteers.settings",
+        LOG_LEVEL="WARNING",
+        PYTHONUNBUFFERED="1",
+    )
+    return env
+
+
+def free_port() -> int:
+    """A loopback port nobody listens on now (others may run servers on this machine too)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def server_versions(config: Config) -> tuple[str, str]:
+    with psycopg.connect(f"{PG}/postgres") as conn:
+        pg = conn.execute("SHOW server_version").fetchone()[0]
+    return pg, redis.Redis.from_url(f"{REDIS_URL}/{config.redis_db}").info("server")["redis_version"]
+
+
+def recreate_database(name: str) -> None:
+    """Drop (closing any session left on it by an earlier, killed run) and create the private database."""
+    with psycopg.connect(f"{PG}/postgres", autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        conn.execute(f'CREATE DATABASE "{name}"')
+
+
+def flush_redis(db: int) -> None:
+    redis.Redis.from_url(f"{REDIS_URL}/{db}").flushdb()
+
+
+def queue_depth(db: int) -> int:
+    """Messages waiting in Celery's default queue plus those taken but not yet acknowledged."""
+    client = redis.Redis.from_url(f"{REDIS_URL}/{db}")
+    return int(client.llen("celery")) + int(client.hlen("unacked"))
+
+
+def wait_for_queue(db: int, timeout: float) -> tuple[float, int]:
+    """Wait until the worker has done every enqueued task; (seconds waited, messages left)."""
+    started = time.perf_counter()
+    while (left := queue_depth(db)) and time.perf_counter() - started < timeout:
+        time.sleep(0.2)
+    return time.perf_counter() - started, left
+
+
+def start_gunicorn(config: Config, env: dict[str, str], log: Path) -> subprocess.Popen:
+    """gunicorn as the Procfile runs it (platform/gunicorn.conf.py), bound to loopback; waits until it answers."""
+    recycling = [] if config.max_requests is None else ["--max-requests", str(config.max_requests)]
+    process = _start([sys.executable, "-m", "gunicorn", "config.wsgi", "--config", "platform/gunicorn.conf.py",
+                      "--bind", f"127.0.0.1:{config.port}", *recycling], env, log)
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            with urllib.request.urlopen(f"{config.base_url}/bench/json/", timeout=2) as response:
+                if response.status == 200:
+                    return process
+        except OSError:
+            pass
+        if process.poll() is not None or time.monotonic() > deadline:
+            raise RuntimeError(f"gunicorn did not start:\n{log.read_text()[-3000:]}")
+        time.sleep(0.2)
+
+
+def start_celery(config: Config, env: dict[str, str], log: Path) -> subprocess.Popen:
+    """One `celery -A config worker` as the Procfile runs it; waits for its 'ready' line."""
+    process = _start([sys.executable, "-m", "celery", "-A", "config", "worker",
+                      f"--concurrency={config.celery_concurrency}", "--loglevel=INFO"], env, log)
+    deadline = time.monotonic() + 60
+    while not WORKER_READY.search(log.read_text()):
+        if process.poll() is not None or time.monotonic() > deadline:
+            raise RuntimeError(f"the celery worker did not start:\n{log.read_text()[-3000:]}")
+        time.sleep(0.2)
+    return process
+
+
+def start_client(spec_path: Path, result_path: Path, env: dict[str, str]) -> subprocess.Popen:
+    """The load generator (bench/volunteers/load.py) in a process of its own; its stdout is a pipe."""
+    process = subprocess.Popen([sys.executable, "-m", "bench.volunteers.load", str(spec_path), str(result_path)],
+                               cwd=REPO, env=env, stdout=subprocess.PIPE, text=True, start_new_session=True)
+    _started.append(process)
+    return process
+
+
+def _start(command: list[str], env: dict[str, str], log: Path) -> subprocess.Popen:
+    with open(log, "w") as out:
+        process = subprocess.Popen(command, cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT,
+                                   start_new_session=True)
+    _started.append(process)
+    return process
+
+
+def stop(process: subprocess.Popen, grace: float = 30.0) -> None:
+    """SIGTERM to the process group this benchmark started (the process is its leader), SIGKILL if it lingers."""
+    if process.poll() is None:
+        _signal_group(process, signal.SIGTERM)
+        try:
+            process.wait(timeout=grace)
+        except subprocess.TimeoutExpired:
+            _signal_group(process, signal.SIGKILL)
+            process.wait()
+    if process in _started:
+        _started.remove(process)
+
+
+def stop_all() -> None:
+    """Stop everything this run started, newest first (client, then celery, then gunicorn)."""
+    for process in reversed(list(_started)):
+        stop(process)
+
+
+def _signal_group(process: subprocess.Popen, sig: signal.Signals) -> None:
+    try:
+        os.killpg(process.pid, sig)
+    except ProcessLookupError:
+        pass
