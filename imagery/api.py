@@ -15,11 +15,11 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from config.errors import InvalidInput, NotFound
+from config.errors import InvalidInput, NotAllowed, NotFound
 from imagery.ingest import create_layer, stage_all
 from imagery.jobs import retry_layer
 from imagery.models import ImageryLayer, Tile, TileImage
-from tagging.access import access_project, can_manage_project, can_view_project
+from tagging.access import access_project, can_coordinate_project, can_manage_project, can_view_project
 
 
 class LayerInput(serializers.Serializer):
@@ -142,6 +142,14 @@ class TileOutput(serializers.ModelSerializer):
     def get_bounds(self, tile: Tile) -> list[float]:
         return [tile.minx, tile.miny, tile.maxx, tile.maxy]
 
+    def to_representation(self, tile: Tile) -> dict[str, Any]:
+        data = super().to_representation(tile)
+        if not self.context.get("coordinator"):
+            # A volunteer must not tell gold tiles from others, nor see how the crowd is progressing on a tile.
+            for name in ("status", "vote_count", "priority"):
+                data.pop(name)
+        return data
+
     def get_bounds_wgs84(self, tile: Tile) -> list[float]:
         return [tile.west, tile.south, tile.east, tile.north]
 
@@ -170,8 +178,11 @@ class TileList(ListAPIView):
         if getattr(self, "swagger_fake_view", False):
             return self.queryset
         project = access_project(self.request.user, self.kwargs["slug"])
+        self.coordinator = can_coordinate_project(self.request.user, project)
         tiles = Tile.objects.filter(grid__project=project).prefetch_related("images__layer")
         params = self.request.query_params
+        if params.get("status") and not self.coordinator:
+            raise NotAllowed("Only the project's coordinators filter tiles by status.")
         if params.get("bbox"):
             west, south, east, north = _parse_bbox(params["bbox"])
             tiles = tiles.filter(west__lte=east, east__gte=west, south__lte=north, north__gte=south)
@@ -179,11 +190,16 @@ class TileList(ListAPIView):
             tiles = tiles.filter(status=params["status"])
         return tiles.order_by("row", "col")
 
+    def get_serializer_context(self) -> dict[str, Any]:
+        return {**super().get_serializer_context(), "coordinator": getattr(self, "coordinator", False)}
+
 
 class TileDetail(APIView):
     @extend_schema(responses=TileOutput)
     def get(self, request: Request, tile_id: int) -> Response:
-        return Response(TileOutput(access_tile(request.user, tile_id)).data)
+        tile = access_tile(request.user, tile_id)
+        coordinator = can_coordinate_project(request.user, tile.grid.project)
+        return Response(TileOutput(tile, context={"coordinator": coordinator}).data)
 
 
 def access_tile(user: Any, tile_id: int) -> Tile:

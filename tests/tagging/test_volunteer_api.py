@@ -208,3 +208,16 @@ def test_the_account_page_deletes_after_the_password_and_signs_out() -> None:
     assert "Your account is deleted" in done.content.decode()
     assert not get_user_model().objects.get(pk=user.pk).is_active
     assert browser.get("/account/").status_code == 302  # signed out
+
+
+def test_volunteers_cannot_tell_gold_tiles_nor_see_progress_per_tile(volunteer, platform_admin) -> None:
+    project = project_with_tiles(cols=2, rows=1)
+    gold = make_gold(project, 1)[0]
+    api = client(volunteer)
+    listed = api.get("/api/v1/projects/raqqa/tiles/").json()["results"]
+    assert listed and all("status" not in t and "vote_count" not in t for t in listed)
+    assert "status" not in api.get(f"/api/v1/tiles/{gold.pk}/").json()
+    refused = api.get("/api/v1/projects/raqqa/tiles/?status=gold")
+    assert refused.status_code == 403
+    coordinator_view = client(platform_admin).get("/api/v1/projects/raqqa/tiles/?status=gold").json()["results"]
+    assert [t["id"] for t in coordinator_view] == [gold.pk] and coordinator_view[0]["status"] == "gold"
