@@ -5,8 +5,19 @@ from drf_spectacular.views import SpectacularAPIView
 
 from config import views
 from imagery import api as imagery_api
+from imagery import xyz as imagery_xyz
+from tagging import (
+    admin_api,
+    consensus_api,
+    manage_views,
+    map_api,
+    map_views,
+    review_api,
+    review_views,
+    tasks_api,
+    volunteer_api,
+)
 from tagging import api as tagging_api
-from tagging import consensus_api, tasks_api, volunteer_api
 from tagging import views as tagging_views
 
 api = [
@@ -47,13 +58,47 @@ api = [
     path("projects/<slug:slug>/invitations/", volunteer_api.InvitationList.as_view(), name="invitation-list"),
     path("invitations/<str:token>/accept/", volunteer_api.InvitationAccept.as_view(), name="invitation-accept"),
     path("me/", volunteer_api.AccountView.as_view(), name="account"),
+    path("projects/<slug:slug>/settings/", admin_api.ProjectSettings.as_view(), name="project-settings"),
+    path("projects/<slug:slug>/status/", admin_api.ProjectStatus.as_view(), name="project-status"),
+    path("projects/<slug:slug>/members/", admin_api.MemberList.as_view(), name="member-list"),
+    path("projects/<slug:slug>/dashboard/", admin_api.Dashboard.as_view(), name="project-dashboard"),
+    path("tiles/<int:tile_id>/gold/", admin_api.GoldTile.as_view(), name="tile-gold"),
+    path("layers/<int:layer_id>/xyz/<int:z>/<int:x>/<int:y>.webp", imagery_xyz.XYZTileView.as_view(),
+         name="layer-xyz-tile"),
+    path("projects/<slug:slug>/map/tiles.geojson", map_api.MapTiles.as_view(), name="map-tiles"),
+    path("projects/<slug:slug>/map/buildings.geojson", map_api.MapBuildings.as_view(), name="map-buildings"),
+    # Expert review, GIS exports, the evidence bundle and publishing (tagging/review_api.py, consensus_api.py).
+    path("projects/<slug:slug>/consensus/tiles.gpkg", consensus_api.TilesGeoPackage.as_view(),
+         name="consensus-tiles-gpkg"),
+    path("projects/<slug:slug>/consensus/buildings.gpkg", consensus_api.BuildingsGeoPackage.as_view(),
+         name="consensus-buildings-gpkg"),
+    path("projects/<slug:slug>/consensus/tiles.kml", consensus_api.TilesKML.as_view(), name="consensus-tiles-kml"),
+    path("projects/<slug:slug>/consensus/buildings.kml", consensus_api.BuildingsKML.as_view(),
+         name="consensus-buildings-kml"),
+    path("projects/<slug:slug>/consensus/provenance.json", consensus_api.Provenance.as_view(),
+         name="consensus-provenance"),
+    path("projects/<slug:slug>/review/queue/", review_api.ReviewQueue.as_view(), name="review-queue"),
+    path("projects/<slug:slug>/review/tiles/<int:tile_id>/", review_api.ReviewTile.as_view(), name="review-tile"),
+    path("projects/<slug:slug>/reviews/", review_api.ReviewList.as_view(), name="review-list"),
+    path("reviews/<int:review_id>/undo/", review_api.ReviewUndo.as_view(), name="review-undo"),
+    path("projects/<slug:slug>/evidence.zip", review_api.Evidence.as_view(), name="evidence"),
+    path("projects/<slug:slug>/publish/", review_api.Publish.as_view(), name="project-publish"),
 ]
 
 urlpatterns = [
     path("", tagging_views.home, name="home"),
+    path("projects/new/", manage_views.project_new_page, name="project-new-page"),  # before the slug pattern
     path("projects/<slug:slug>/", tagging_views.project_page, name="project-page"),
     path("projects/<slug:slug>/tag/", tagging_views.tag_page, name="tag-page"),
     path("projects/<slug:slug>/me/", tagging_views.progress_page, name="progress-page"),
+    path("projects/<slug:slug>/dashboard/", manage_views.dashboard_page, name="dashboard-page"),
+    path("projects/<slug:slug>/settings/", manage_views.project_settings_page, name="project-settings-page"),
+    path("projects/<slug:slug>/upload/", manage_views.upload_page, name="upload-page"),
+    path("projects/<slug:slug>/gold/", manage_views.gold_page, name="gold-page"),
+    path("projects/<slug:slug>/members/", manage_views.members_page, name="members-page"),
+    path("projects/<slug:slug>/map/", map_views.map_page, name="map-page"),
+    path("projects/<slug:slug>/review/", review_views.review_page, name="review-page"),
+    path("projects/<slug:slug>/results/", review_views.results_page, name="results-page"),
     path("invite/<str:token>/", tagging_views.invitation_page, name="invitation-page"),
     path("account/", tagging_views.account_page, name="account-page"),
     path("i18n/", include("django.conf.urls.i18n")),

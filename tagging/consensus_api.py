@@ -5,10 +5,13 @@ Every endpoint here is for a project's coordinators (and its managers and admins
 constant memory.
 """
 
+import shutil
+import tempfile
+from pathlib import Path
 from typing import Any
 
 from django.db.models import Prefetch, QuerySet
-from django.http import StreamingHttpResponse
+from django.http import FileResponse, StreamingHttpResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers, status
@@ -23,11 +26,14 @@ from rest_framework.views import APIView
 from config.errors import InvalidInput, NotAllowed, NotFound
 from imagery.api import access_tile
 from tagging.access import access_project, can_coordinate_project, can_view_project
-from tagging.consensus_exports import consensus_summary, export_text
+from tagging.consensus_exports import consensus_summary, export_text, provenance
+from tagging.gis_exports import kml_text, write_gpkg
 from tagging.models import Building, Classification, Mark, Project, TileConsensus, VolunteerReliability
 from tagging.tasks_api import ClassificationCreate
 
 MIN_CONFIDENCE = OpenApiParameter("min_confidence", float, description="Buildings at least this sure (default 0.5).")
+REVIEWS = OpenApiParameter("reviews", int, enum=[0, 1], description=(
+    "1 (default): the coordinators' reviews applied; 0: the crowd's consensus alone."))
 
 
 class JSONErrorsOnly(BaseContentNegotiation):
@@ -53,6 +59,19 @@ def _min_confidence(request: Request) -> float:
     return value
 
 
+def _reviews(request: Request) -> bool:
+    text = request.query_params.get("reviews", "1")
+    if text not in ("0", "1"):
+        raise InvalidInput(f"reviews must be 1 (applied) or 0 (the crowd alone), not '{text}'.",
+                           fields={"reviews": ["must be 0 or 1"]})
+    return text == "1"
+
+
+def _filename(project: Project, name: str, reviews: bool) -> str:
+    stem, _, extension = name.rpartition(".")
+    return f"{project.slug}-{stem}{'' if reviews else '-crowd'}.{extension}"
+
+
 class _Export(APIView):
     content_negotiation_class = JSONErrorsOnly
     export_name = ""
@@ -60,39 +79,106 @@ class _Export(APIView):
 
     def get(self, request: Request, slug: str) -> StreamingHttpResponse:
         project = access_project(request.user, slug, coordinate=True)
-        chunks = export_text(project=project, name=self.export_name, base_url=request.build_absolute_uri("/")[:-1],
-                             min_confidence=_min_confidence(request))
+        reviews = _reviews(request)
+        options = {"project": project, "name": self.export_name, "base_url": request.build_absolute_uri("/")[:-1],
+                   "min_confidence": _min_confidence(request), "reviews": reviews}
+        chunks = kml_text(**options) if self.export_name.endswith(".kml") else export_text(**options)
         response = StreamingHttpResponse((chunk.encode() for chunk in chunks), content_type=self.content_type)
-        response["Content-Disposition"] = f'attachment; filename="{project.slug}-{self.export_name}"'
+        response["Content-Disposition"] = f'attachment; filename="{_filename(project, self.export_name, reviews)}"'
+        # A CSV file holds rows only; what it comes from (run, method, imagery, reviews) is described here.
+        query = f"?reviews={int(reviews)}"
+        response["Link"] = f'</api/v1/projects/{project.slug}/consensus/provenance.json{query}>; rel="describedby"'
         return response
 
 
-@extend_schema(responses={(200, "application/geo+json"): OpenApiTypes.OBJECT})
+@extend_schema(parameters=[REVIEWS], responses={(200, "application/geo+json"): OpenApiTypes.OBJECT})
 class TilesGeoJSON(_Export):
     """Every tile with a consensus: WGS84 polygon, label, confidence, agreement, votes per answer, link to its votes."""
 
     export_name, content_type = "tiles.geojson", "application/geo+json"
 
 
-@extend_schema(responses={(200, "text/csv"): OpenApiTypes.STR})
+@extend_schema(parameters=[REVIEWS], responses={(200, "text/csv"): OpenApiTypes.STR})
 class TilesCSV(_Export):
     """The tiles' consensus as CSV: tile_id, tile_col, tile_row, label, confidence, agreement, count_<answer> ..."""
 
     export_name, content_type = "tiles.csv", "text/csv; charset=utf-8"
 
 
-@extend_schema(parameters=[MIN_CONFIDENCE], responses={(200, "application/geo+json"): OpenApiTypes.OBJECT})
+@extend_schema(parameters=[MIN_CONFIDENCE, REVIEWS],
+               responses={(200, "application/geo+json"): OpenApiTypes.OBJECT})
 class BuildingsGeoJSON(_Export):
     """Destroyed buildings as WGS84 points: confidence, location uncertainty, votes for and against, date window."""
 
     export_name, content_type = "buildings.geojson", "application/geo+json"
 
 
-@extend_schema(parameters=[MIN_CONFIDENCE], responses={(200, "text/csv"): OpenApiTypes.STR})
+@extend_schema(parameters=[MIN_CONFIDENCE, REVIEWS], responses={(200, "text/csv"): OpenApiTypes.STR})
 class BuildingsCSV(_Export):
     """The buildings as CSV, one row each, with the ids of the classifications behind them."""
 
     export_name, content_type = "buildings.csv", "text/csv; charset=utf-8"
+
+
+@extend_schema(responses={(200, "application/vnd.google-earth.kml+xml"): OpenApiTypes.STR},
+               parameters=[REVIEWS])
+class TilesKML(_Export):
+    """The tiles as KML polygons, every column in ExtendedData, the provenance in the Document's ExtendedData."""
+
+    export_name, content_type = "tiles.kml", "application/vnd.google-earth.kml+xml"
+
+
+@extend_schema(parameters=[MIN_CONFIDENCE, REVIEWS],
+               responses={(200, "application/vnd.google-earth.kml+xml"): OpenApiTypes.STR})
+class BuildingsKML(_Export):
+    """The buildings as KML points, every column in ExtendedData, the provenance in the Document's ExtendedData."""
+
+    export_name, content_type = "buildings.kml", "application/vnd.google-earth.kml+xml"
+
+
+class _GeoPackage(APIView):
+    """A GeoPackage is an SQLite file: written to a temporary folder, then streamed from the open file."""
+
+    content_negotiation_class = JSONErrorsOnly
+    export_name = ""
+
+    def get(self, request: Request, slug: str) -> FileResponse:
+        project = access_project(request.user, slug, coordinate=True)
+        reviews = _reviews(request)
+        folder = Path(tempfile.mkdtemp(prefix="gpkg-"))
+        try:
+            path = write_gpkg(project=project, name=self.export_name, path=folder / self.export_name,
+                              base_url=request.build_absolute_uri("/")[:-1], min_confidence=_min_confidence(request),
+                              reviews=reviews)
+            handle = path.open("rb")  # the open handle keeps the bytes once the folder is gone (POSIX)
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)
+        return FileResponse(handle, as_attachment=True, filename=_filename(project, self.export_name, reviews),
+                            content_type="application/geopackage+sqlite3")
+
+
+@extend_schema(parameters=[REVIEWS], responses={(200, "application/geopackage+sqlite3"): OpenApiTypes.BINARY})
+class TilesGeoPackage(_GeoPackage):
+    """The tiles as a GeoPackage layer "tiles" (WGS84 polygons); the provenance is the layer's metadata."""
+
+    export_name = "tiles.gpkg"
+
+
+@extend_schema(parameters=[MIN_CONFIDENCE, REVIEWS],
+               responses={(200, "application/geopackage+sqlite3"): OpenApiTypes.BINARY})
+class BuildingsGeoPackage(_GeoPackage):
+    """The buildings as a GeoPackage layer "buildings" (WGS84 points); the provenance is the layer's metadata."""
+
+    export_name = "buildings.gpkg"
+
+
+class Provenance(APIView):
+    @extend_schema(parameters=[REVIEWS], responses={200: OpenApiTypes.OBJECT})
+    def get(self, request: Request, slug: str) -> Response:
+        """Where the exports come from: project, imagery layers (dates, file checksums), consensus run (method,
+        parameters), whether reviews are applied, time. The same object as a GeoJSON export's "properties"."""
+        project = access_project(request.user, slug, coordinate=True)
+        return Response(provenance(project=project, kind="consensus", reviews=_reviews(request)))
 
 
 class RunOutput(serializers.Serializer):

@@ -3,12 +3,14 @@ from typing import Any
 from django.conf import settings
 from django.db import models
 from django.utils import timezone
+from django.utils.translation import gettext_noop
 
+# The labels are stored with each project as written; pages translate them when they are these defaults.
 DEFAULT_ANSWERS: list[dict[str, Any]] = [
-    {"key": "destroyed", "label": "Destroyed", "damage": True, "abstain": False},
-    {"key": "damaged", "label": "Damaged", "damage": True, "abstain": False},
-    {"key": "no_damage", "label": "No damage", "damage": False, "abstain": False},
-    {"key": "cant_tell", "label": "Can't tell", "damage": False, "abstain": True},
+    {"key": "destroyed", "label": gettext_noop("Destroyed"), "damage": True, "abstain": False},
+    {"key": "damaged", "label": gettext_noop("Damaged"), "damage": True, "abstain": False},
+    {"key": "no_damage", "label": gettext_noop("No damage"), "damage": False, "abstain": False},
+    {"key": "cant_tell", "label": gettext_noop("Can't tell"), "damage": False, "abstain": True},
 ]
 
 

@@ -120,27 +120,61 @@ def test_the_compiled_catalog_matches_the_po_file(name: str) -> None:
     with (MESSAGES / f"{name}.mo").open("rb") as mo:
         compiled = gettext.GNUTranslations(mo)
     for entry in messages(name):
+        # gettext keys a message with a context as "context\x04msgid".
+        key = f"{entry['msgctxt']}\x04{entry['msgid']}" if entry.get("msgctxt") else entry["msgid"]
         if "msgid_plural" in entry:
             for i in range(6):
-                assert compiled._catalog.get((entry["msgid"], i)) == entry[f"msgstr[{i}]"], entry["msgid"]
+                assert compiled._catalog.get((key, i)) == entry[f"msgstr[{i}]"], entry["msgid"]
         else:
-            assert compiled._catalog.get(entry["msgid"]) == entry["msgstr"], entry["msgid"]
+            assert compiled._catalog.get(key) == entry["msgstr"], entry["msgid"]
 
 
-def test_every_string_of_the_scripts_is_in_the_catalog() -> None:
+SCRIPTS = sorted((ROOT / "config" / "static" / "js").rglob("*.js"))
+TEMPLATES = sorted(p for folder in ("tagging/templates", "config/templates") for p in (ROOT / folder).rglob("*.html"))
+
+
+def test_the_checks_below_see_every_script_and_template() -> None:
+    names = {p.name for p in SCRIPTS}
+    assert {"tagger.js", "progress.js", "dashboard.js", "manage.js", "map.js"} <= names
+    assert {"base.html", "home.html", "dashboard.html", "map.html", "members.html"} <= {p.name for p in TEMPLATES}
+
+
+@pytest.mark.parametrize("script", SCRIPTS, ids=lambda p: p.name)
+def test_every_string_of_the_scripts_is_in_the_catalog(script: Path) -> None:
     """A gettext()/ngettext() added to the JavaScript without running makemessages shows in English."""
     known = {e["msgid"] for e in messages("djangojs")}
-    call = re.compile(r'\b(?:gettext|ngettext)\(\s*"((?:[^"\\]|\\.)*)"')
-    scripts = [ROOT / "config" / "static" / "js" / name for name in ("tagger.js", "progress.js")]
-    found = {json.loads(f'"{s}"') for script in scripts for s in call.findall(script.read_text(encoding="utf-8"))}
-    assert found and found <= known, sorted(found - known)
+    known_plurals = {e["msgid_plural"] for e in messages("djangojs") if "msgid_plural" in e}
+    string = r'"((?:[^"\\]|\\.)*)"'
+    call = re.compile(r"\b(?:gettext|ngettext)\(\s*" + string)
+    plural = re.compile(r"\bngettext\(\s*" + string + r"\s*,\s*" + string)
+    text = script.read_text(encoding="utf-8")
+    found = {json.loads(f'"{s}"') for s in call.findall(text)}
+    assert found <= known, sorted(found - known)
+    found_plurals = {json.loads(f'"{p}"') for _, p in plural.findall(text)}
+    assert found_plurals <= known_plurals, sorted(found_plurals - known_plurals)
 
 
 def test_every_simple_template_string_is_in_the_catalog() -> None:
+    """{% translate "..." %} in every template. makemessages doubles a literal % ("(%)" is the msgid "(%%)")."""
     known = {e["msgid"] for e in messages("django")}
     tag = re.compile(r"""\{%\s*(?:translate|trans)\s+(?:"([^"]*)"|'([^']*)')""")
-    templates = [p for folder in ("config", "tagging", "imagery") for p in (ROOT / folder).rglob("*.html")]
-    found = {a or b for t in templates for a, b in tag.findall(t.read_text(encoding="utf-8"))}
+    found = {(a or b).replace("%", "%%") for t in TEMPLATES for a, b in tag.findall(t.read_text(encoding="utf-8"))}
+    assert found and found <= known, sorted(found - known)
+
+
+def test_every_block_template_string_is_in_the_catalog() -> None:
+    """{% blocktranslate %}...{% endblocktranslate %} without a plural: {{ name }} becomes %(name)s."""
+    known = {e["msgid"] for e in messages("django")}
+    block = re.compile(r"\{%\s*blocktrans(?:late)?\b([^%]*)%\}(.*?)\{%\s*endblocktrans(?:late)?\s*%\}", re.S)
+    found = set()
+    for template in TEMPLATES:
+        for options, body in block.findall(template.read_text(encoding="utf-8")):
+            if re.search(r"\{%\s*plural", body):
+                continue
+            if re.search(r"\btrimmed\b", options):
+                body = " ".join(line.strip() for line in body.strip().splitlines() if line.strip())
+            body = body.replace("%", "%%")
+            found.add(re.sub(r"\{\{\s*(\w+)\s*\}\}", r"%(\1)s", body))
     assert found and found <= known, sorted(found - known)
 
 

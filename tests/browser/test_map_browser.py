@@ -1,0 +1,188 @@
+"""A coordinator opens the consensus map of the demo project in a real browser.
+
+Five volunteers' votes (with points on the truly destroyed buildings, one volunteer careless) are
+recorded and the consensus recomputed; then the coordinator sees the imagery, the coloured tiles
+and the buildings, filters, opens pop-ups, compares the two dates with the swipe, in English and
+Arabic. Screenshots go to test-artifacts/browser/map-*.png.
+"""
+
+import json
+
+import pytest
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from pyproj import Transformer
+
+from imagery.models import Tile
+from tagging.classifications import MarkInput, record_classification
+from tagging.consensus_store import recompute_project
+from tagging.map_api import contested_q
+from tagging.models import Building, Membership, Project, TileConsensus
+from tests.browser.test_accessibility import audit
+from tests.browser.test_volunteer_browser import ARTIFACTS, chromium, demo  # noqa: F401 (fixtures)
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+PASSWORD = "coordinator-pass-123"
+
+
+def crowd_votes(project: Project) -> None:
+    """Five volunteers answer every non-gold tile, with points on the scene's truly destroyed buildings.
+
+    Tiles take turns: all agree it is destroyed; three say no damage against two (contested); four say
+    damaged and one destroyed; all but a careless one (can't tell) say destroyed.
+    """
+    truth = json.loads((settings.DATA_DIR / "demo" / "truth.geojson").read_text())
+    to_grid = Transformer.from_crs("EPSG:4326", project.grid.crs, always_xy=True)
+    destroyed = [to_grid.transform(*f["geometry"]["coordinates"]) for f in truth["features"]
+                 if f["properties"]["destroyed"]]
+    after = str(project.layers.order_by("date").last().date)
+    users = [get_user_model().objects.create_user(f"crowd-{i}") for i in range(5)]
+    turns = [["destroyed"] * 5, ["no_damage"] * 3 + ["destroyed"] * 2, ["damaged"] * 4 + ["destroyed"],
+             ["destroyed"] * 4 + ["cant_tell"]]
+    for n, tile in enumerate(Tile.objects.filter(grid__project=project).exclude(status=Tile.Status.GOLD)
+                             .order_by("row", "col")):
+        pixel = (tile.maxx - tile.minx) / tile.size
+        marks = [MarkInput((x - tile.minx) / pixel, (tile.maxy - y) / pixel, after) for x, y in destroyed
+                 if tile.minx + 3 < x < tile.maxx - 3 and tile.miny + 3 < y < tile.maxy - 3]
+        for user, answer in zip(users, turns[n % len(turns)]):
+            record_classification(volunteer=user, tile=tile, answer=answer, seconds=12.0, imported=True,
+                                  marks=marks if answer in ("destroyed", "damaged") else [])
+    recompute_project(project_id=project.pk)
+
+
+def sign_in(page, base: str, username: str, password: str) -> None:
+    page.goto(f"{base}/accounts/login/")
+    page.fill("input[name=login]", username)
+    page.fill("input[name=password]", password)
+    page.click("form button[type=submit]")
+    page.wait_for_url(f"{base}/")
+
+
+def wait_for_overlays(page, previous: str | None = None) -> int:
+    """Wait until no overlay request is pending (and the tile count changed, when told the old one)."""
+    page.wait_for_function(
+        """previous => { const r = document.getElementById("consensus-map");
+             return r.dataset.loading === "0" && Number(r.dataset.tilesDrawn) > 0
+                    && (previous === null || r.dataset.tilesDrawn !== previous); }""", arg=previous, timeout=15_000)
+    return int(page.get_attribute("#consensus-map", "data-tiles-drawn"))
+
+
+def wait_for_imagery(page) -> None:
+    page.wait_for_function("""() => [...document.querySelectorAll("#map img.leaflet-tile")]
+                                      .filter(i => i.complete && i.naturalWidth > 1).length >= 2""", timeout=20_000)
+    page.wait_for_timeout(400)  # Leaflet's fade-in
+
+
+@pytest.fixture
+def coordinated(demo):  # noqa: F811
+    project = Project.objects.get(slug="demo")
+    crowd_votes(project)
+    user = get_user_model().objects.get(username="coordinator")
+    user.set_password(PASSWORD)
+    user.save()
+    assert Membership.objects.filter(project=project, user=user, role=Membership.Role.COORDINATOR).exists()
+    return project
+
+
+@pytest.mark.parametrize("language", ["en", "ar"])
+def test_a_coordinator_reads_the_consensus_map(chromium, live_server, coordinated, language) -> None:  # noqa: F811
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    shot = lambda name: page.screenshot(path=str(ARTIFACTS / f"map-{language}-{name}.png"))  # noqa: E731
+    labels = TileConsensus.objects.filter(project=coordinated)
+    assert labels.filter(label="destroyed").exists() and labels.exclude(label="destroyed").exists()
+    buildings = Building.objects.filter(project=coordinated, confidence__gte=0.5)
+    assert buildings.exists()
+
+    context = chromium.new_context(locale=language, viewport={"width": 1366, "height": 800})
+    page = context.new_page()
+    errors, failed = [], []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    page.on("response", lambda r: failed.append(f"{r.status} {r.url}") if r.status >= 400 else None)
+    sign_in(page, live_server.url, "coordinator", PASSWORD)
+    page.goto(f"{live_server.url}/projects/demo/map/")
+    assert page.get_attribute("html", "dir") == ("rtl" if language == "ar" else "ltr")
+
+    everything = wait_for_overlays(page)
+    page.wait_for_function("Number(document.getElementById('consensus-map').dataset.buildingsDrawn) > 0")
+    wait_for_imagery(page)
+    assert everything == Tile.objects.filter(grid__project=coordinated).count()
+    assert int(page.get_attribute("#consensus-map", "data-buildings-drawn")) == buildings.count()
+    assert page.get_attribute("#consensus-map", "data-review-url") == "", "the review actions' hook is there"
+    shot("1-answers")
+
+    # Filters change what is drawn, to exactly what the database says.
+    page.select_option("#filter-answer", "destroyed")
+    destroyed = wait_for_overlays(page, str(everything))
+    assert destroyed == labels.filter(label="destroyed").count() < everything
+    shot("2-destroyed-only")
+    page.select_option("#filter-answer", "")
+    wait_for_overlays(page, str(destroyed))
+    page.check("#filter-contested")
+    page.wait_for_function("document.getElementById('consensus-map').dataset.loading === '0'")
+    page.wait_for_timeout(300)
+    contested = int(page.get_attribute("#consensus-map", "data-tiles-drawn"))
+    assert contested == labels.filter(contested_q()).count()
+    page.uncheck("#filter-contested")
+    wait_for_overlays(page)
+
+    # A building's pop-up: its evidence and the link to the votes behind it.
+    surest = buildings.filter(is_gold=False).order_by("-confidence").first()
+    point = page.evaluate("([lat, lon]) => { const p = ConsensusMap.map.latLngToContainerPoint([lat, lon]);"
+                          " const r = document.getElementById('map').getBoundingClientRect();"
+                          " return [r.left + p.x, r.top + p.y]; }", [surest.lat, surest.lon])
+    page.mouse.click(*point)
+    page.wait_for_selector(".leaflet-popup .map-popup")
+    link = page.locator(".leaflet-popup .map-popup a")
+    assert link.first.get_attribute("href") == f"/api/v1/buildings/{surest.pk}/classifications/"
+    page.wait_for_timeout(400)  # the pop-up fades in
+    shot("3-building-popup")
+    page.keyboard.press("Escape")
+
+    # Colour by confidence: the legend follows.
+    page.select_option("#color-by", "confidence")
+    page.wait_for_function("document.getElementById('consensus-map').dataset.loading === '0'")
+    assert page.locator("#map-legend .ramp").count() >= 2
+
+    # Compare the two dates with the swipe.
+    page.select_option("#map-compare", "0")
+    assert page.is_visible("#map-swipe") and page.is_visible("#swipe-line")
+    page.fill("#map-swipe", "35")
+    page.dispatch_event("#map-swipe", "input")
+    page.wait_for_timeout(600)
+    clip = page.evaluate("document.querySelectorAll('#map .leaflet-layer')[1].style.clip")
+    assert clip.startswith("rect("), clip
+    assert page.inner_text("#chip-left") != page.inner_text("#chip-right")
+    shot("4-swipe-confidence")
+    page.locator("#map-legend").scroll_into_view_if_needed()
+    shot("5-legend")
+
+    # The controls are labelled and reachable: axe finds no WCAG A/AA violation.
+    assert audit(page) == []
+    context.close()
+    assert not errors, errors
+    assert not failed, failed
+
+
+def test_a_volunteer_may_not_open_the_map(chromium, live_server, coordinated) -> None:  # noqa: F811
+    get_user_model().objects.create_user("reader", password="reader-pass-123")
+    context = chromium.new_context()
+    page = context.new_page()
+    sign_in(page, live_server.url, "reader", "reader-pass-123")
+    response = page.goto(f"{live_server.url}/projects/demo/map/")
+    assert response.status == 403
+    context.close()
+
+
+def test_on_a_phone_the_controls_fold_under_the_map(chromium, live_server, coordinated) -> None:  # noqa: F811
+    context = chromium.new_context(viewport={"width": 390, "height": 780}, is_mobile=True, has_touch=True,
+                                   device_scale_factor=2)
+    page = context.new_page()
+    sign_in(page, live_server.url, "coordinator", PASSWORD)
+    page.goto(f"{live_server.url}/projects/demo/map/")
+    wait_for_overlays(page)
+    assert page.get_attribute("#panel-toggle", "aria-expanded") == "false"
+    page.screenshot(path=str(ARTIFACTS / "map-phone-1-folded.png"))
+    page.locator("#panel-toggle").tap()
+    assert page.is_visible("#filter-answer")
+    page.screenshot(path=str(ARTIFACTS / "map-phone-2-controls.png"))
+    context.close()

@@ -1,0 +1,271 @@
+"""The coordinators' map overlays: what is in view, filtered, grouped into cells when too many, for whom."""
+
+from __future__ import annotations
+
+import gzip
+import json
+from datetime import date
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from pyproj import Transformer
+from rest_framework.test import APIClient
+
+from imagery.models import Tile
+from tagging import map_api
+from tagging.consensus.simulate import CrowdSpec
+from tagging.consensus_store import recompute_project
+from tagging.models import Building, Membership, Project, TileConsensus
+from tests.consensus.crowd_db import CRS, CrowdProject, crowd_project
+
+pytestmark = pytest.mark.django_db
+
+SPEC = CrowdSpec(n_cols=8, n_rows=8, n_volunteers=20, activity_sigma=0.8, gold_rate=0.1, destroyed_per_tile=1.5,
+                 seed=5)
+TILES = "/api/v1/projects/city/map/tiles.geojson"
+BUILDINGS = "/api/v1/projects/city/map/buildings.geojson"
+
+
+@pytest.fixture
+def made() -> CrowdProject:
+    made = crowd_project(SPEC, slug="city")
+    recompute_project(project_id=made.project.pk)
+    return made
+
+
+def member(django_user_model, project: Project, role: str, name: str):
+    user = django_user_model.objects.create_user(name)
+    Membership.objects.create(project=project, user=user, role=role)
+    return user
+
+
+@pytest.fixture
+def coordinator(django_user_model, made):
+    return member(django_user_model, made.project, Membership.Role.COORDINATOR, "coord")
+
+
+def client_for(user) -> APIClient:
+    api = APIClient()
+    if user is not None:
+        api.force_authenticate(user)
+    return api
+
+
+def get(user, path: str, **params) -> dict:
+    response = client_for(user).get(path, params)
+    assert response.status_code == 200, response.content[:300]
+    assert response["Content-Type"] == "application/geo+json"
+    return json.loads(response.content)
+
+
+def around(tile: Tile, metres: float = 5.0) -> str:
+    """A bbox of a few metres around the middle of the part of the tile no other tile covers."""
+    x, y = tile.minx + 112.0, tile.maxy - 112.0
+    to_wgs84 = Transformer.from_crs(CRS, "EPSG:4326", always_xy=True)
+    west, south = to_wgs84.transform(x - metres, y - metres)
+    east, north = to_wgs84.transform(x + metres, y + metres)
+    return f"{west},{south},{east},{north}"
+
+
+def test_coordinators_get_every_tile_with_its_consensus(made, coordinator) -> None:
+    body = get(coordinator, TILES)
+    assert body["type"] == "FeatureCollection"
+    assert body["properties"]["aggregated"] is False and body["properties"]["redundancy"] == SPEC.redundancy
+    assert len(body["features"]) == body["properties"]["count"] == made.crowd.n_tiles
+    stored = {c.tile_id: c for c in TileConsensus.objects.filter(project=made.project)}
+    for feature in body["features"]:
+        props = feature["properties"]
+        ring = feature["geometry"]["coordinates"][0]
+        assert feature["geometry"]["type"] == "Polygon" and len(ring) == 5 and ring[0] == ring[-1]
+        consensus = stored.get(props["id"])
+        assert props["label"] == (consensus.label if consensus else None)
+        if consensus:
+            assert props["confidence"] == pytest.approx(consensus.confidence, abs=1e-3)
+            assert props["counts"] == consensus.counts
+        assert props["value"] == props["label"]  # color=answer by default
+    assert body["properties"]["votes_url"] == "/api/v1/tiles/{id}/classifications/"  # who said what, per tile
+
+
+def test_tile_polygons_meet_edge_to_edge_without_the_overlaps(made, coordinator) -> None:
+    rings = {(f["properties"]["col"], f["properties"]["row"]): f["geometry"]["coordinates"][0]
+             for f in get(coordinator, TILES)["features"]}
+    # Corners run south-west, south-east, north-east, north-west: a tile's east edge is its neighbour's west edge.
+    assert rings[(3, 4)][1] == rings[(4, 4)][0] and rings[(3, 4)][2] == rings[(4, 4)][3]
+    assert rings[(3, 4)][3] == rings[(3, 3)][0]  # its north-west corner is the south-west corner of the row above
+
+
+def test_only_the_tiles_in_the_bbox_come_back(made, coordinator) -> None:
+    tile = Tile.objects.get(grid__project=made.project, col=3, row=4)
+    body = get(coordinator, TILES, bbox=around(tile), zoom=18)
+    assert [(f["properties"]["col"], f["properties"]["row"]) for f in body["features"]] == [(3, 4)]
+    assert get(coordinator, TILES, bbox="10,10,11,11")["features"] == []
+    assert len(get(coordinator, TILES, bbox="-180,-90,180,90")["features"]) == made.crowd.n_tiles
+
+
+def test_filters_keep_the_tiles_that_match(made, coordinator) -> None:
+    labels = TileConsensus.objects.filter(project=made.project)
+    destroyed = get(coordinator, TILES, answer="destroyed")["features"]
+    assert {f["properties"]["label"] for f in destroyed} == {"destroyed"}
+    assert len(destroyed) == labels.filter(label="destroyed").count()
+    two = get(coordinator, TILES, answer="destroyed,no_damage")["features"]
+    assert len(two) == labels.filter(label__in=["destroyed", "no_damage"]).count()
+    sure = get(coordinator, TILES, min_confidence=0.9)["features"]
+    assert sure and all(f["properties"]["confidence"] >= 0.9 for f in sure)
+    assert len(sure) == labels.filter(confidence__gte=0.9).count()
+    unsure = get(coordinator, TILES, max_confidence=0.8)["features"]
+    assert len(unsure) == labels.filter(confidence__lte=0.8).count()
+    contested = get(coordinator, TILES, contested=1)["features"]
+    assert contested and all(f["properties"]["contested"] for f in contested)
+    assert len(contested) == labels.filter(map_api.contested_q()).count()
+
+
+@pytest.mark.parametrize("color", ["confidence", "agreement", "progress"])
+def test_each_feature_carries_the_value_it_is_coloured_by(made, coordinator, color) -> None:
+    for feature in get(coordinator, TILES, color=color)["features"]:
+        assert feature["properties"]["value"] == feature["properties"][color]
+
+
+def test_many_tiles_in_view_are_grouped_into_cells(made, coordinator, monkeypatch) -> None:
+    monkeypatch.setattr(map_api, "MAX_TILES", 10)
+    monkeypatch.setattr(map_api, "MAX_CELLS", 20)
+    body = get(coordinator, TILES)
+    props = body["properties"]
+    assert props["aggregated"] is True and props["cell_tiles"] == 2
+    assert props["count"] == len(body["features"]) == 16  # 8 x 8 tiles in 2 x 2 cells
+    assert props["tiles"] == sum(f["properties"]["tiles"] for f in body["features"]) == made.crowd.n_tiles
+    judged = TileConsensus.objects.filter(project=made.project)
+    assert sum(f["properties"]["judged"] for f in body["features"]) == judged.count()
+    destroyed = sum(f["properties"]["labels"].get("destroyed", 0) for f in body["features"])
+    assert destroyed == judged.filter(label="destroyed").count()
+    # Filters apply before grouping.
+    grouped = get(coordinator, TILES, answer="destroyed")
+    assert grouped["properties"]["tiles"] == judged.filter(label="destroyed").count()
+
+
+def test_a_zoomed_out_map_groups_tiles_smaller_than_a_few_pixels(made, coordinator) -> None:
+    body = get(coordinator, TILES, zoom=10)  # a 224 m tile is under 2 px wide at zoom 10
+    assert body["properties"]["aggregated"] is True and body["properties"]["cell_tiles"] >= 4
+
+
+def test_grouped_cells_are_computed_once_then_served_from_the_cache(made, coordinator, monkeypatch) -> None:
+    monkeypatch.setattr(map_api, "MAX_TILES", 10)
+    monkeypatch.setattr(map_api, "MAX_CELLS", 20)
+    first = get(coordinator, TILES)
+    with CaptureQueriesContext(connection) as queries:
+        second = get(coordinator, TILES)
+    assert not [q for q in queries.captured_queries if "GROUP BY" in q["sql"]]
+    assert second["features"] == first["features"]
+
+
+def test_the_tile_overlay_runs_a_fixed_number_of_queries(made, coordinator, django_assert_max_num_queries) -> None:
+    # The access check (project, the admin permission (two), membership) and the grid, then tiles and consensus.
+    with django_assert_max_num_queries(7):
+        get(coordinator, TILES)
+    with django_assert_max_num_queries(2):  # the access check and the grid are cached for the next moves
+        get(coordinator, TILES)
+
+
+def test_who_may_see_the_overlays(made, django_user_model, outsider, admin_user) -> None:
+    volunteer = member(django_user_model, made.project, Membership.Role.VOLUNTEER, "helper")
+    manager = member(django_user_model, made.project, Membership.Role.MANAGER, "boss")
+    for path in (TILES, BUILDINGS):
+        assert client_for(volunteer).get(path).status_code == 403
+        assert client_for(None).get(path).status_code in (401, 403)
+        assert client_for(manager).get(path).status_code == 200
+        assert client_for(admin_user).get(path).status_code == 200
+    Project.objects.filter(pk=made.project.pk).update(is_public=False)
+    assert client_for(outsider).get(TILES).status_code == 404
+    assert client_for(outsider).get(BUILDINGS).status_code == 404
+
+
+@pytest.mark.parametrize("params, field", [
+    ({"bbox": "1,2,3"}, "bbox"), ({"bbox": "5,0,1,1"}, "bbox"), ({"min_confidence": "2"}, "min_confidence"),
+    ({"max_confidence": "x"}, "max_confidence"), ({"answer": "ruined"}, "answer"), ({"color": "red"}, "color"),
+    ({"zoom": "far"}, "zoom"),
+])
+def test_bad_parameters_are_a_400_naming_them(made, coordinator, params, field) -> None:
+    response = client_for(coordinator).get(TILES, params)
+    assert response.status_code == 400
+    assert field in response.json()["error"]["fields"]
+
+
+def test_buildings_in_view_come_as_points_with_their_evidence(made, coordinator) -> None:
+    stored = Building.objects.filter(project=made.project, confidence__gte=0.5)
+    assert stored.count() > 5
+    body = get(coordinator, BUILDINGS)
+    assert body["properties"]["aggregated"] is False
+    assert {f["properties"]["id"] for f in body["features"]} == set(stored.values_list("pk", flat=True))
+    one = stored.first()
+    (feature,) = [f for f in body["features"] if f["id"] == one.pk]
+    assert feature["geometry"] == {"type": "Point", "coordinates": [round(one.lon, 6), round(one.lat, 6)]}
+    assert feature["properties"]["support"] == one.n_support and feature["properties"]["oppose"] == one.n_oppose
+    assert body["properties"]["votes_url"].format(id=one.pk) == f"/api/v1/buildings/{one.pk}/classifications/"
+    confidences = [f["properties"]["confidence"] for f in body["features"]]
+    assert confidences == sorted(confidences), "the surest are drawn last, on top"
+
+
+def test_buildings_are_filtered_by_bbox_confidence_and_date_window(made, coordinator) -> None:
+    everything = Building.objects.filter(project=made.project)
+    one = everything.filter(confidence__gte=0.5).first()
+    box = f"{one.lon - 1e-5},{one.lat - 1e-5},{one.lon + 1e-5},{one.lat + 1e-5}"
+    assert [f["id"] for f in get(coordinator, BUILDINGS, bbox=box)["features"]] == [one.pk]
+    low = get(coordinator, BUILDINGS, min_confidence=0)["features"]
+    assert len(low) == everything.count()
+    Building.objects.filter(pk=one.pk).update(last_intact=date(2017, 5, 1), first_destroyed=date(2017, 10, 20))
+    assert [f["id"] for f in get(coordinator, BUILDINGS, date_from="2017-10-20")["features"]] == [one.pk]
+    assert get(coordinator, BUILDINGS, date_from="2017-10-21")["features"] == []
+    assert get(coordinator, BUILDINGS, date_to="2017-05-01")["features"] == []  # still intact on that date
+    assert [f["id"] for f in get(coordinator, BUILDINGS, date_to="2017-06-01")["features"]] == [one.pk]
+    response = client_for(coordinator).get(BUILDINGS, {"date_from": "2017-10-20", "date_to": "2017-01-01"})
+    assert response.status_code == 400
+
+
+def test_many_buildings_in_view_are_clustered(made, coordinator, monkeypatch) -> None:
+    total = Building.objects.filter(project=made.project, confidence__gte=0.5).count()
+    monkeypatch.setattr(map_api, "MAX_BUILDINGS", 3)
+    monkeypatch.setattr(map_api, "MAX_BUILDING_CELLS", 4)
+    body = get(coordinator, BUILDINGS)
+    props = body["properties"]
+    assert props["aggregated"] is True and props["buildings"] == total
+    assert props["count"] == len(body["features"]) < total
+    assert sum(f["properties"]["buildings"] for f in body["features"]) == total
+    assert all(f["geometry"]["type"] == "Point" for f in body["features"])
+
+
+def test_a_project_without_imagery_has_empty_overlays(django_user_model) -> None:
+    from tagging.projects import create_project
+
+    project = create_project(slug="empty", name="Empty")
+    boss = member(django_user_model, project, Membership.Role.COORDINATOR, "c2")
+    assert get(boss, "/api/v1/projects/empty/map/tiles.geojson")["features"] == []
+    assert get(boss, "/api/v1/projects/empty/map/buildings.geojson")["features"] == []
+
+
+def test_big_answers_are_gzipped_for_clients_that_accept_it(made, coordinator) -> None:
+    plain = client_for(coordinator).get(TILES)
+    packed = client_for(coordinator).get(TILES, HTTP_ACCEPT_ENCODING="gzip, deflate")
+    assert "Content-Encoding" not in plain and packed["Content-Encoding"] == "gzip"
+    assert "Accept-Encoding" in packed["Vary"]
+    assert gzip.decompress(packed.content) == plain.content
+    assert len(packed.content) * 4 < len(plain.content)
+
+
+def test_a_stale_block_is_served_at_once_and_refreshed_once_in_the_background(made, coordinator, monkeypatch) -> None:
+    monkeypatch.setattr(map_api, "MAX_TILES", 10)
+    monkeypatch.setattr(map_api, "MAX_CELLS", 20)
+    monkeypatch.setattr(map_api, "CACHE_SECONDS", -1.0)  # every stored block is stale at once
+    scheduled = []
+    monkeypatch.setattr(map_api, "refresh_later", scheduled.append)
+    first = get(coordinator, TILES)
+    assert scheduled == []  # computed in the request: there was nothing to serve
+    with CaptureQueriesContext(connection) as queries:
+        second = get(coordinator, TILES)
+    assert second["features"] == first["features"]
+    assert not [q for q in queries.captured_queries if "GROUP BY" in q["sql"]], "the stale copy answers"
+    assert len(scheduled) == 1
+    get(coordinator, TILES)
+    assert len(scheduled) == 1, "one refresh at a time (the lock)"
+    scheduled[0]()  # the refresh: recomputes, stores, frees the lock
+    get(coordinator, TILES)
+    assert len(scheduled) == 2
