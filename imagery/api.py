@@ -76,9 +76,10 @@ class LayerList(APIView):
     @extend_schema(request=LayerInput, responses={202: LayerOutput})
     def post(self, request: Request, slug: str) -> Response:
         """Add one date of imagery (several files form a mosaic); answers at once, tiling runs on workers."""
+        # Permission first: reading the body (and any 415 for a wrong content type) comes after it.
+        project = access_project(request.user, slug, manage=True)
         uploads = request.FILES.getlist("files")
         try:
-            project = access_project(request.user, slug, manage=True)
             data = LayerInput(data={**request.data.dict(), "files": uploads})
             data.is_valid(raise_exception=True)
             bands = _parse_bands(data.validated_data["bands"])

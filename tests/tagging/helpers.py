@@ -13,7 +13,8 @@ def project_with_tiles(slug: str = "raqqa", *, cols: int = 3, rows: int = 2, dat
                                pixel_size=spec.pixel_size, width=spec.width, height=spec.height)
     layers = [ImageryLayer.objects.create(project=project, date=d, crs=spec.crs, bounds=[0, 0, 1, 1],
                                           bounds_wgs84=[0, 0, 1, 1], resolution=0.5, width=spec.width,
-                                          height=spec.height, band_count=3, dtype="uint8", status="ready")
+                                          height=spec.height, band_count=3, dtype="uint8", status="ready",
+                                          display={"bands": [1, 2, 3], "alpha": None, "stretch": None})
               for d in dates]
     for row in range(rows):
         for col in range(cols):
