@@ -160,9 +160,12 @@ def test_grouped_cells_are_computed_once_then_served_from_the_cache(made, coordi
 
 def test_the_tile_overlay_runs_a_fixed_number_of_queries(made, coordinator, django_assert_max_num_queries) -> None:
     # The access check (project, the admin permission (two), membership) and the grid, then tiles and consensus.
-    with django_assert_max_num_queries(7):
+    # On PostgreSQL the tile query runs in hot_rows(): inside the test's transaction that is a SAVEPOINT, the
+    # SET LOCAL and a RELEASE (in production the atomic block is a BEGIN/COMMIT, which are not counted).
+    planner = 3 if connection.vendor == "postgresql" else 0
+    with django_assert_max_num_queries(7 + planner):
         get(coordinator, TILES)
-    with django_assert_max_num_queries(2):  # the access check and the grid are cached for the next moves
+    with django_assert_max_num_queries(2 + planner):  # the access check and the grid are cached for the next moves
         get(coordinator, TILES)
 
 
