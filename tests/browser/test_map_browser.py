@@ -67,6 +67,13 @@ def wait_for_overlays(page, previous: str | None = None) -> int:
     return int(page.get_attribute("#consensus-map", "data-tiles-drawn"))
 
 
+def on_page(page, lat: float, lon: float) -> tuple[float, float]:
+    """Where a ground point is on the page, in CSS pixels."""
+    return tuple(page.evaluate("([lat, lon]) => { const p = ConsensusMap.map.latLngToContainerPoint([lat, lon]);"
+                               " const r = document.getElementById('map').getBoundingClientRect();"
+                               " return [r.left + p.x, r.top + p.y]; }", [lat, lon]))
+
+
 def wait_for_imagery(page) -> None:
     page.wait_for_function("""() => [...document.querySelectorAll("#map img.leaflet-tile")]
                                       .filter(i => i.complete && i.naturalWidth > 1).length >= 2""", timeout=20_000)
@@ -127,15 +134,27 @@ def test_a_coordinator_reads_the_consensus_map(chromium, live_server, coordinate
 
     # A building's pop-up: its evidence and the link to the votes behind it.
     surest = buildings.filter(is_gold=False).order_by("-confidence").first()
-    point = page.evaluate("([lat, lon]) => { const p = ConsensusMap.map.latLngToContainerPoint([lat, lon]);"
-                          " const r = document.getElementById('map').getBoundingClientRect();"
-                          " return [r.left + p.x, r.top + p.y]; }", [surest.lat, surest.lon])
-    page.mouse.click(*point)
+    page.mouse.click(*on_page(page, surest.lat, surest.lon))
     page.wait_for_selector(".leaflet-popup .map-popup")
     link = page.locator(".leaflet-popup .map-popup a")
     assert link.first.get_attribute("href") == f"/api/v1/buildings/{surest.pk}/classifications/"
     page.wait_for_timeout(400)  # the pop-up fades in
     shot("3-building-popup")
+    page.keyboard.press("Escape")
+    page.wait_for_selector(".leaflet-popup", state="detached")  # it fades out before it lets clicks through
+
+    # A tile's pop-up, clicked where no building is: its consensus and the link to who said what.
+    grid = coordinated.grid
+    half = (grid.tile_size - grid.overlap) * grid.pixel_size / 2  # the middle of the part a tile owns, metres
+    to_wgs84 = Transformer.from_crs(grid.crs, "EPSG:4326", always_xy=True)
+    inner = Tile.objects.filter(grid=grid, col__lt=grid.spec().cols - 1, row__lt=grid.spec().rows - 1)  # whole parts
+    middles = {t: to_wgs84.transform(t.minx + half, t.maxy - half) for t in inner}
+    clear = max(middles, key=lambda t: min((middles[t][0] - b.lon) ** 2 + (middles[t][1] - b.lat) ** 2
+                                           for b in buildings))
+    page.mouse.click(*on_page(page, middles[clear][1], middles[clear][0]))
+    page.wait_for_selector(".leaflet-popup .map-popup.tile")
+    href = page.locator(".leaflet-popup .map-popup.tile a").first.get_attribute("href")
+    assert href == f"/api/v1/tiles/{clear.pk}/classifications/"
     page.keyboard.press("Escape")
 
     # Colour by confidence: the legend follows.
@@ -154,7 +173,27 @@ def test_a_coordinator_reads_the_consensus_map(chromium, live_server, coordinate
     assert page.inner_text("#chip-left") != page.inner_text("#chip-right")
     shot("4-swipe-confidence")
     page.locator("#map-legend").scroll_into_view_if_needed()
-    shot("5-legend")
+    shot("6-legend")
+
+    # Zoomed out, tiles come grouped into cells; a cell's pop-up offers to zoom in.
+    page.select_option("#map-compare", "")
+    page.select_option("#color-by", "answer")
+    page.evaluate("ConsensusMap.map.setZoom(13, {animate: false})")
+    page.wait_for_function("""() => { const r = document.getElementById("consensus-map");
+        return r.dataset.loading === "0" && r.dataset.tilesAggregated === "true"; }""", timeout=15_000)
+    cells = int(page.get_attribute("#consensus-map", "data-tiles-drawn"))
+    assert 1 <= cells < everything
+    page.uncheck("#show-buildings")  # so that the click lands on a cell, not on a building
+    page.wait_for_function("document.getElementById('consensus-map').dataset.buildingsDrawn === '0'")
+    centre = page.evaluate("""() => { const r = document.getElementById('map').getBoundingClientRect();
+        const c = ConsensusMap.map.latLngToContainerPoint(ConsensusMap.map.getCenter());
+        return [r.left + c.x, r.top + c.y]; }""")
+    page.mouse.click(centre[0] - 4, centre[1] - 4)  # inside the north-west cell, off the corner the cells share
+    page.wait_for_selector(".leaflet-popup .map-popup.cell button.zoom-in")
+    page.wait_for_timeout(400)
+    shot("5-grouped-cells")
+    page.click(".leaflet-popup .map-popup.cell button.zoom-in")
+    page.wait_for_function("ConsensusMap.map.getZoom() > 13")
 
     # The controls are labelled and reachable: axe finds no WCAG A/AA violation.
     assert audit(page) == []

@@ -59,9 +59,11 @@
   const layers = config.layers;
   const maxZoom = Math.max(20, ...layers.map((l) => l.maxzoom + 1));
   const map = L.map("map", {zoomSnap: 1, minZoom: 2, maxZoom, keyboardPanDelta: 120, attributionControl: false});
-  map.createPane("buildings").style.zIndex = 450;
-  const tileRenderer = L.canvas({padding: 0.25});
-  const buildingRenderer = L.canvas({padding: 0.25, pane: "buildings"});
+  // One canvas for both overlays: a second canvas on top would take every click (a Leaflet limitation), so the
+  // buildings are kept last in this one's drawing order instead, where they are drawn, and clicked, on top.
+  const renderer = L.canvas({padding: 0.25});
+  const tileRenderer = renderer;
+  const buildingRenderer = renderer;
   const imagery = layers.map((l) => L.tileLayer(l.url, {
     bounds: L.latLngBounds([[l.bounds[1], l.bounds[0]], [l.bounds[3], l.bounds[2]]]),
     minZoom: Math.max(0, l.minzoom - 2), minNativeZoom: l.minzoom, maxNativeZoom: l.maxzoom, maxZoom,
@@ -198,8 +200,13 @@
       const data = await response.json();
       if (!response.ok) throw new Error((data.error && data.error.message) || response.statusText);
       if (controller.signal.aborted) return;
+      // A pop-up open on a feature (often it has just panned the map, which reloads) opens again on the new one.
+      let reopen = null;
+      layer.eachLayer((old) => { if (old.isPopupOpen()) reopen = {id: old.feature.id, at: old.getPopup().getLatLng()}; });
       layer.clearLayers();
       layer.addData(data);
+      if (reopen) layer.eachLayer((fresh) => { if (fresh.feature.id === reopen.id) fresh.openPopup(reopen.at); });
+      if (kind === "tiles") buildingsLayer.eachLayer((marker) => marker.bringToFront());
       drawn[kind] = data.properties;
       countDrawn();
     } catch (error) {
