@@ -62,16 +62,23 @@ def test_a_tile_can_be_tagged_with_the_keyboard_alone(chromium, live_server, dem
     page.goto(f"{live_server.url}/projects/demo/tag/")
     page.wait_for_selector("#tutorial-start")
     page.focus("#tutorial-start")  # the tutorial's button, reached by Tab in a real session
-    while page.get_attribute("#tagger", "data-mode") != "tag":
-        page.keyboard.press("Enter")  # start the practice, or go on after a practice tile's feedback
-        page.wait_for_timeout(300)
-        practising = page.get_attribute("#tagger", "data-mode") == "practice"
-        if practising and page.locator("#workspace:not([hidden])").count():
-            page.keyboard.press("3")  # practice: "no damage"
-            page.keyboard.press("Enter")
-            page.wait_for_selector("#feedback[open]")
-            page.keyboard.press("Enter")  # the dialog's Continue button has the focus
-            page.wait_for_timeout(100)
+    page.keyboard.press("Enter")
+    settled = ("() => { const r = document.getElementById('tagger');"
+               " return r.dataset.tile && !r.classList.contains('busy'); }")
+    while True:
+        page.wait_for_function(settled)
+        if page.get_attribute("#tagger", "data-mode") == "tag":
+            break
+        practice = page.get_attribute("#tagger", "data-tile")
+        page.keyboard.press("3")  # practice: "no damage"
+        page.keyboard.press("Enter")
+        page.wait_for_selector("#feedback[open]")
+        page.keyboard.press("Enter")  # the dialog's Continue button has the focus
+        page.wait_for_selector("#feedback:not([open])", state="attached")
+        page.keyboard.press("Enter")  # go on from the feedback to the next tile
+        page.wait_for_function(
+            "last => { const r = document.getElementById('tagger');"
+            " return r.dataset.tile !== last || r.dataset.mode === 'tag'; }", arg=practice)
     page.wait_for_function("document.querySelector('#map-a img.leaflet-image-layer')?.complete")
     tile = int(page.get_attribute("#tagger", "data-tile"))
     # Tab to the map, pan with the arrows, put a point at the centre with M, answer with 1, send with Enter.

@@ -480,6 +480,10 @@
 
   async function endTutorial() {
     state.mode = "tag";
+    // The last practice tile is done: until the first real tile shows, keys must not answer it as a real one.
+    state.task = null;
+    clearMarks();
+    clearFeedback();
     await api(`/api/v1/projects/${slug}/tutorial/done/`, {method: "POST"}).catch(() => {});
     say(gettext("Practice done. Now the real tiles: every answer counts."));
     $("mode-label").textContent = "";
