@@ -278,6 +278,7 @@ class XYZTileView(APIView):
     """One web-mercator tile of a layer (256 px WebP), for the map. Transparent 1x1 where there is no imagery."""
 
     @extend_schema(
+        operation_id="layer_xyz_tile",
         parameters=[OpenApiParameter("v", str, description="The layer's imagery version (from the map page); "
                                                              "with it the answer is cached as immutable.")],
         responses={(200, CONTENT_TYPE): OpenApiTypes.BINARY, 304: None, 404: OpenApiTypes.OBJECT})

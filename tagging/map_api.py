@@ -23,9 +23,12 @@ position, mean and highest confidence) over the same k x k tile cells.
 
 Grouped cells are computed and cached in blocks of BLOCK x BLOCK cells for CACHE_SECONDS (the
 shared Django cache: Redis in production), so a city-wide view costs one SQL aggregation per block
-and half a minute, not one per request and coordinator; when a block is stale one request
-recomputes it while the others keep getting the stale copy. Cells are therefore up to
-CACHE_SECONDS old; tiles at street zoom (not grouped) are always fresh.
+and half a minute, not one per request and coordinator; a stale block is served as it is while one
+background thread recomputes it. Cells are therefore up to about CACHE_SECONDS old; tiles and
+buildings at street zoom (not grouped) are always fresh. The coordinator's access and the grid are
+cached per user for ACCESS_SECONDS. Answers over GZIP_OVER bytes are gzipped when the client accepts
+it; the link to who said what is a template in the collection's properties (``votes_url``, with
+``{id}``), not repeated in every feature.
 
 Filters: ``answer`` (consensus labels, comma-separated), ``min_confidence``/``max_confidence`` (0-1, of
 the tile's label or of the building), ``contested=1`` (agreement below CONTESTED_AGREEMENT or
@@ -69,11 +72,12 @@ from imagery.models import Grid, Tile
 from tagging.access import access_project
 from tagging.models import Building, Project
 
-MAX_TILES = 2500  # grid cells in the bbox above which tiles are grouped
-MAX_CELLS = 1500  # grouped cells in the bbox, at most
-MIN_CELL_PX = 12  # a drawn cell is at least this many screen pixels wide at the request's zoom
-MAX_BUILDINGS = 2000  # building points in the bbox above which they are clustered
-MAX_BUILDING_CELLS = 800
+# Sizes that keep an overlay request near 10-20 ms of CPU (bench.map): at most ~1,500 features, ~60 KB gzipped.
+MAX_TILES = 1500  # grid cells in the bbox above which tiles are grouped
+MAX_CELLS = 800  # grouped cells in the bbox, at most (a 1366 x 768 screen: cells of ~40 px)
+MIN_CELL_PX = 16  # a drawn cell is at least this many screen pixels wide at the request's zoom
+MAX_BUILDINGS = 1500  # building points in the bbox above which they are clustered
+MAX_BUILDING_CELLS = 500
 GZIP_OVER = 2048  # bytes: bigger answers are gzipped for clients that accept it (they compress ~8 times)
 TILE_VOTES = "/api/v1/tiles/{id}/classifications/"
 BUILDING_VOTES = "/api/v1/buildings/{id}/classifications/"
@@ -290,7 +294,7 @@ def cell_size(spec: GridSpec, cols: range, rows: range, zoom: int | None, bbox: 
     cells = len(cols) * len(rows)
     k = 1
     if cells > threshold:
-        k = 2 ** math.ceil(math.log2(math.sqrt(cells / most)))
+        k = 2 ** max(0, math.ceil(math.log2(math.sqrt(cells / most))))
     if zoom is not None:
         latitude = (bbox[1] + bbox[3]) / 2
         metres_per_px = 40_075_016.686 * math.cos(math.radians(latitude)) / (256 * 2**zoom)
@@ -329,6 +333,16 @@ def hot_rows() -> Iterator[None]:
         yield
 
 
+def fetch_dicts(query: QuerySet) -> list[dict[str, Any]]:
+    """The rows of a values() query, straight from the cursor: Django's per-value converters cost 8 µs a row, a
+    third of the time of grouping 3,000 cells, and these columns (counts, sums, averages) need none."""
+    sql, params = query.query.sql_with_params()
+    names = [*query.query.values_select, *query.query.annotation_select]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return [dict(zip(names, row)) for row in cursor.fetchall()]
+
+
 # --- The block cache ----------------------------------------------------------------------------------------------
 
 def cached_blocks(prefix: str, blocks: list[Block], compute: Callable[[list[Block]], dict[Block, list[Cell]]]
@@ -337,9 +351,10 @@ def cached_blocks(prefix: str, blocks: list[Block], compute: Callable[[list[Bloc
 
     A stale block is served as it is, and recomputed in the background by the one request that takes its
     lock: at city zoom a recomputation aggregates the whole project (~250 ms on 200,000 tiles), which no
-    coordinator should wait for twice a minute.
+    coordinator should wait for twice a minute. (Filling a whole level in the background at its first miss
+    was tried: at 2 x 2 tiles that is 50,000 cells of Python, and every request in the worker paid for it.)
     """
-    keys = {block: f"{prefix}:{block[0]}:{block[1]}" for block in blocks}
+    keys = {block: block_key(prefix, block) for block in blocks}
     found = cache.get_many(list(keys.values()))
     now = time.time()
     cells: list[Cell] = []
@@ -354,20 +369,27 @@ def cached_blocks(prefix: str, blocks: list[Block], compute: Callable[[list[Bloc
         if entry[0] < now and cache.add(key + ":lock", 1, timeout=60):
             stale.append(block)
     if missing:
-        fresh = store_blocks(keys, missing, compute)
+        fresh = store_blocks(prefix, missing, compute)
         for block in missing:
             cells.extend(fresh.get(block, []))
     if stale:
-        refresh_later(lambda: store_blocks(keys, stale, compute))
+        refresh_later(lambda: store_blocks(prefix, stale, compute))
     return cells
 
 
-def store_blocks(keys: dict[Block, str], blocks: list[Block],
+CACHE_TIMEOUT = int(max(CACHE_SECONDS, 30.0) * 20)  # blocks are kept well past stale, to be served meanwhile
+
+
+def block_key(prefix: str, block: Block) -> str:
+    return f"{prefix}:{block[0]}:{block[1]}"
+
+
+def store_blocks(prefix: str, blocks: list[Block],
                  compute: Callable[[list[Block]], dict[Block, list[Cell]]]) -> dict[Block, list[Cell]]:
     fresh = compute(blocks)
-    cache.set_many({keys[b]: (time.time() + CACHE_SECONDS, fresh.get(b, [])) for b in blocks},
-                   timeout=int(max(CACHE_SECONDS, 30.0) * 20))  # kept well past stale, to serve meanwhile
-    cache.delete_many([keys[b] + ":lock" for b in blocks])
+    cache.set_many({block_key(prefix, b): (time.time() + CACHE_SECONDS, fresh.get(b, [])) for b in blocks},
+                   timeout=CACHE_TIMEOUT)
+    cache.delete_many([block_key(prefix, b) + ":lock" for b in blocks])
     return fresh
 
 
@@ -439,7 +461,8 @@ def tiles_in_view(view: View, filt: TileFilter) -> str:
                            "tiles": len(features)}, features)
     prefix = f"map:tiles:{project.pk}:{k}:{filter_key(filt, view.color, redundancy, project.answer_keys)}"
     cells = in_bbox(cached_blocks(prefix, blocks_over(view.cols, view.rows, k),
-                                  lambda todo: tile_cells(view, filt, k, todo)), view.bbox)
+                                  lambda todo: tile_cells(view, filt, k, todo)),
+                    view.bbox)
     return collection({**properties, "aggregated": True, "cell_tiles": k, "count": len(cells),
                        "tiles": sum(c[4] for c in cells), "max_age_s": CACHE_SECONDS}, (c[5] for c in cells))
 
@@ -499,7 +522,7 @@ def tile_cells(view: View, filt: TileFilter, k: int, todo: list[Block]) -> dict[
                 default=Least(F("vote_count"), Value(redundancy), output_field=IntegerField()),
                 output_field=IntegerField())
     with hot_rows():
-        rows = list(tiles.order_by().annotate(gc=F("col") / k, gr=F("row") / k).values("gc", "gr").annotate(
+        rows = fetch_dicts(tiles.order_by().annotate(gc=F("col") / k, gr=F("row") / k).values("gc", "gr").annotate(
             n=Count("pk"), judged=Count("consensus"), votes=Sum("vote_count"), done=Sum(done),
             confidence=Avg("consensus__confidence"), agreement=Avg("consensus__agreement"),
             contested=Count("pk", filter=contested_q("consensus__")),
@@ -553,7 +576,8 @@ def buildings_in_view(view: View, filt: BuildingFilter) -> str:
     k = cell_size(view.spec, view.cols, view.rows, view.zoom, view.bbox, most=MAX_BUILDING_CELLS, threshold=0)
     prefix = f"map:buildings:{view.project.pk}:{k}:{filter_key(filt)}"
     cells = in_bbox(cached_blocks(prefix, blocks_over(view.cols, view.rows, k),
-                                  lambda todo: building_cells(view, filt, k, todo)), view.bbox)
+                                  lambda todo: building_cells(view, filt, k, todo)),
+                    view.bbox)
     return collection({**properties, "aggregated": True, "cell_tiles": k, "count": len(cells),
                        "buildings": sum(c[4] for c in cells), "max_age_s": CACHE_SECONDS}, (c[5] for c in cells))
 
@@ -585,7 +609,7 @@ def building_cells(view: View, filt: BuildingFilter, k: int, todo: list[Block]) 
     x0, y0 = spec.origin_x + c0 * spec.stride * spec.pixel_size, spec.origin_y - r0 * spec.stride * spec.pixel_size
     x1 = spec.origin_x + (c1 + 1) * spec.stride * spec.pixel_size
     y1 = spec.origin_y - (r1 + 1) * spec.stride * spec.pixel_size
-    rows = list(building_rows(view.project, filt).filter(
+    rows = fetch_dicts(building_rows(view.project, filt).filter(
         ground_x__gte=x0, ground_x__lt=x1, ground_y__lte=y0, ground_y__gt=y1).annotate(
         gc=Floor((F("ground_x") - spec.origin_x) / side),
         gr=Floor((spec.origin_y - F("ground_y")) / side)).values("gc", "gr").annotate(
@@ -667,7 +691,7 @@ def geojson_response(request: Request, text: str) -> HttpResponse:
 
 
 class MapTiles(APIView):
-    @extend_schema(parameters=[
+    @extend_schema(operation_id="map_tiles", parameters=[
         *COMMON,
         OpenApiParameter("color", str, enum=list(COLOURS), description="What each feature's 'value' is."),
         OpenApiParameter("answer", str, description="Consensus labels, comma-separated."),
@@ -686,7 +710,7 @@ class MapTiles(APIView):
 
 
 class MapBuildings(APIView):
-    @extend_schema(parameters=[
+    @extend_schema(operation_id="map_buildings", parameters=[
         *COMMON,
         OpenApiParameter("min_confidence", float, description="Default 0.5."),
         OpenApiParameter("max_confidence", float),

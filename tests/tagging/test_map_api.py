@@ -159,7 +159,8 @@ def test_grouped_cells_are_computed_once_then_served_from_the_cache(made, coordi
 
 
 def test_the_tile_overlay_runs_a_fixed_number_of_queries(made, coordinator, django_assert_max_num_queries) -> None:
-    # The access check (project, the admin permission (two), membership) and the grid, then tiles and consensus.
+    # The access check (project, the admin permission (two), membership) and the grid, then the tiles joined to
+    # their consensus (one query).
     # On PostgreSQL the tile query runs in hot_rows(): inside the test's transaction that is a SAVEPOINT, the
     # SET LOCAL and a RELEASE (in production the atomic block is a BEGIN/COMMIT, which are not counted).
     planner = 3 if connection.vendor == "postgresql" else 0
@@ -272,3 +273,16 @@ def test_a_stale_block_is_served_at_once_and_refreshed_once_in_the_background(ma
     scheduled[0]()  # the refresh: recomputes, stores, frees the lock
     get(coordinator, TILES)
     assert len(scheduled) == 2
+
+
+
+@pytest.mark.parametrize("cells, zoom, expected", [(9, None, 1), (3000, None, 2), (200_000, None, 16), (9, 18, 1),
+                                                   (9, 12, 4), (9, 10, 16)])  # 7 and 2 px tiles: 16 px cells
+def test_the_cell_size_is_a_power_of_two_of_at_least_one_tile(cells, zoom, expected) -> None:
+    from imagery.grid import GridSpec
+
+    spec = GridSpec(CRS, 500_000.0, 3_980_000.0, 0.5, 100_000, 100_000)  # 224 m a tile
+    side = range(int(cells ** 0.5))
+    k = map_api.cell_size(spec, side, range(cells // len(side)), zoom, (39.0, 35.9, 39.1, 36.0),
+                          most=map_api.MAX_CELLS, threshold=map_api.MAX_TILES)
+    assert k == expected

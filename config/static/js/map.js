@@ -60,10 +60,8 @@
   const maxZoom = Math.max(20, ...layers.map((l) => l.maxzoom + 1));
   const map = L.map("map", {zoomSnap: 1, minZoom: 2, maxZoom, keyboardPanDelta: 120, attributionControl: false});
   // One canvas for both overlays: a second canvas on top would take every click (a Leaflet limitation), so the
-  // buildings are kept last in this one's drawing order instead, where they are drawn, and clicked, on top.
+  // buildings are kept last in its drawing order instead, where they are drawn, and clicked, on top.
   const renderer = L.canvas({padding: 0.25});
-  const tileRenderer = renderer;
-  const buildingRenderer = renderer;
   const imagery = layers.map((l) => L.tileLayer(l.url, {
     bounds: L.latLngBounds([[l.bounds[1], l.bounds[0]], [l.bounds[3], l.bounds[2]]]),
     minZoom: Math.max(0, l.minzoom - 2), minNativeZoom: l.minzoom, maxNativeZoom: l.maxzoom, maxZoom,
@@ -125,11 +123,12 @@
   function tileStyle(feature) {
     const props = feature.properties;
     const colour = colourOf(props);
-    const contested = props.contested === true || props.contested > 0;
-    if (!colour) return {renderer: tileRenderer, color: "#ffffff", weight: 0.6, opacity: 0.7, fill: true, fillOpacity: 0.02};
+    // A tile is contested or not; a cell is outlined when over a quarter of its judged tiles are.
+    const contested = props.contested === true || (props.judged > 0 && props.contested / props.judged > 0.25);
+    if (!colour) return {renderer, color: "#ffffff", weight: 0.6, opacity: 0.7, fill: true, fillOpacity: 0.02};
     let fillOpacity = 0.38;
     if ($("color-by").value === "answer" && props.label_share) fillOpacity = 0.2 + 0.4 * props.label_share;
-    return {renderer: tileRenderer, color: contested ? "#ffea00" : colour, weight: contested ? 1.6 : 0.6,
+    return {renderer, color: contested ? "#ffea00" : colour, weight: contested ? 1.6 : 0.6,
             opacity: 0.9, fillColor: colour, fillOpacity};
   }
 
@@ -137,12 +136,12 @@
     const props = feature.properties;
     if (props.buildings !== undefined) {  // a cluster: size by count
       const radius = Math.min(22, 5 + 3 * Math.log2(props.buildings));
-      return L.circleMarker(latlng, {renderer: buildingRenderer, radius, color: "#ffffff", weight: 1.5,
+      return L.circleMarker(latlng, {renderer, radius, color: "#ffffff", weight: 1.5,
                                      fillColor: ramp(BUILDING_RAMP, props.confidence || 0), fillOpacity: 0.85});
     }
     const c = props.confidence || 0;
     const scale = Math.min(1, Math.max(0.45, (map.getZoom() - 12) / 6));  // smaller dots where they crowd
-    return L.circleMarker(latlng, {renderer: buildingRenderer, radius: Math.max(2.5, (3 + 5 * c) * scale),
+    return L.circleMarker(latlng, {renderer, radius: Math.max(2.5, (3 + 5 * c) * scale),
                                    color: "#111111", weight: 1, fillColor: ramp(BUILDING_RAMP, c), fillOpacity: 0.9});
   }
 
