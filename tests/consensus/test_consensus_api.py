@@ -7,12 +7,12 @@ import io
 import json
 
 import pytest
-from rest_framework.test import APIClient
 
 from imagery.models import Tile
 from tagging.consensus.simulate import CrowdSpec
 from tagging.consensus_store import recompute_project
 from tagging.models import Building, Classification, ConsensusRun, Membership, TileConsensus
+from tests.clients import client_for, member
 from tests.consensus.crowd_db import KEYS, CrowdProject, crowd_project
 
 pytestmark = pytest.mark.django_db
@@ -28,22 +28,13 @@ def made() -> CrowdProject:
     return made
 
 
-def client_for(user) -> APIClient:
-    api = APIClient()
-    if user is not None:
-        api.force_authenticate(user)
-    return api
 
 
-def member(django_user_model, made: CrowdProject, role: str, name: str):
-    user = django_user_model.objects.create_user(name)
-    Membership.objects.create(project=made.project, user=user, role=role)
-    return user
 
 
 @pytest.fixture
 def coordinator(django_user_model, made):
-    return member(django_user_model, made, Membership.Role.COORDINATOR, "coord")
+    return member(django_user_model, made.project, Membership.Role.COORDINATOR, "coord")
 
 
 def body(response) -> bytes:
@@ -196,9 +187,9 @@ def test_only_coordinators_managers_and_admins_see_the_consensus(
     made.project.is_public = public
     made.project.save()
     user = {"volunteer": volunteer, "outsider": outsider, "admin": platform_admin, "anonymous": None,
-            "member": lambda: member(django_user_model, made, Membership.Role.VOLUNTEER, "m"),
-            "manager": lambda: member(django_user_model, made, Membership.Role.MANAGER, "boss2"),
-            "coordinator": lambda: member(django_user_model, made, Membership.Role.COORDINATOR, "c2")}[who]
+            "member": lambda: member(django_user_model, made.project, Membership.Role.VOLUNTEER, "m"),
+            "manager": lambda: member(django_user_model, made.project, Membership.Role.MANAGER, "boss2"),
+            "coordinator": lambda: member(django_user_model, made.project, Membership.Role.COORDINATOR, "c2")}[who]
     api = client_for(user() if callable(user) else user)
     for method, url in endpoints(made):
         response = getattr(api, method)(url)

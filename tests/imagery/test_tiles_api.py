@@ -6,6 +6,7 @@ from rest_framework.test import APIClient
 
 from imagery.models import Tile, TileImage
 from tagging.models import Membership
+from tests.clients import client_for
 from tests.imagery.helpers import make_project, upload
 from tests.rasters import write_geotiff
 
@@ -23,10 +24,6 @@ def project_with_tiles(admin_user, tmp_path, django_capture_on_commit_callbacks)
     return project
 
 
-def client_for(user) -> APIClient:
-    api = APIClient()
-    api.force_authenticate(user)
-    return api
 
 
 def test_tiles_are_listed_with_bounds_and_image_urls(project_with_tiles, volunteer) -> None:

@@ -11,12 +11,12 @@ from django.conf import settings
 from django.core.files.storage import default_storage
 from PIL import Image
 from rasterio.warp import transform_bounds
-from rest_framework.test import APIClient
 
 from imagery import xyz
 from imagery.models import ImageryLayer, LayerFile
 from imagery.tiling import compute_stretch
 from tagging.models import Membership, Project
+from tests.clients import client_for
 from tests.imagery.helpers import make_project
 from tests.rasters import UTM, scene, write_geotiff
 
@@ -60,11 +60,6 @@ def url(layer: ImageryLayer, z: int, x: int, y: int, *, version: bool = True) ->
     return f"/api/v1/layers/{layer.pk}/xyz/{z}/{x}/{y}.webp{tail}"
 
 
-def client_for(user) -> APIClient:
-    api = APIClient()
-    if user is not None:
-        api.force_authenticate(user)
-    return api
 
 
 def image(response) -> Image.Image:

@@ -1,21 +1,16 @@
 """The managers' API (settings, status, members, gold tiles) and the coordinators' and managers' pages."""
 
 import pytest
-from rest_framework.test import APIClient
 
 from imagery.models import Tile
 from tagging.models import Classification, GoldAnswer, Membership, Project, TileConsensus
 from tagging.projects import create_project
+from tests.clients import client_for
 from tests.tagging.helpers import project_with_tiles
 
 pytestmark = pytest.mark.django_db
 
 
-def client_for(user) -> APIClient:
-    api = APIClient()
-    if user is not None:
-        api.force_authenticate(user)
-    return api
 
 
 @pytest.fixture

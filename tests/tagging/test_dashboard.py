@@ -6,21 +6,16 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
-from rest_framework.test import APIClient
 
 from imagery.models import ImageryLayer, Tile
 from tagging.dashboard import project_dashboard
 from tagging.models import Classification, Membership, Project, TileConsensus, VolunteerReliability
+from tests.clients import client_for
 from tests.tagging.helpers import project_with_tiles
 
 pytestmark = pytest.mark.django_db
 
 
-def client_for(user) -> APIClient:
-    api = APIClient()
-    if user is not None:
-        api.force_authenticate(user)
-    return api
 
 
 @pytest.fixture

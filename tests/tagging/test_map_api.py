@@ -10,13 +10,13 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from pyproj import Transformer
-from rest_framework.test import APIClient
 
 from imagery.models import Tile
 from tagging import map_api
 from tagging.consensus.simulate import CrowdSpec
 from tagging.consensus_store import recompute_project
 from tagging.models import Building, Membership, Project, TileConsensus
+from tests.clients import client_for, member
 from tests.consensus.crowd_db import CRS, CrowdProject, crowd_project
 
 pytestmark = pytest.mark.django_db
@@ -34,10 +34,6 @@ def made() -> CrowdProject:
     return made
 
 
-def member(django_user_model, project: Project, role: str, name: str):
-    user = django_user_model.objects.create_user(name)
-    Membership.objects.create(project=project, user=user, role=role)
-    return user
 
 
 @pytest.fixture
@@ -45,11 +41,6 @@ def coordinator(django_user_model, made):
     return member(django_user_model, made.project, Membership.Role.COORDINATOR, "coord")
 
 
-def client_for(user) -> APIClient:
-    api = APIClient()
-    if user is not None:
-        api.force_authenticate(user)
-    return api
 
 
 def get(user, path: str, **params) -> dict:

@@ -14,6 +14,7 @@ from imagery.models import Grid
 from tagging.consensus.simulate import CrowdSpec
 from tagging.consensus_store import recompute_project
 from tagging.models import Building, Classification, Membership, Review, TileConsensus
+from tests.clients import client_for, member
 from tests.consensus.crowd_db import CrowdProject, crowd_project
 
 pytestmark = pytest.mark.django_db
@@ -30,22 +31,13 @@ def made() -> CrowdProject:
     return made
 
 
-def client_for(user) -> APIClient:
-    api = APIClient()
-    if user is not None:
-        api.force_authenticate(user)
-    return api
 
 
-def member(django_user_model, made: CrowdProject, role: str, name: str):
-    user = django_user_model.objects.create_user(name)
-    Membership.objects.create(project=made.project, user=user, role=role)
-    return user
 
 
 @pytest.fixture
 def coordinator(django_user_model, made):
-    return member(django_user_model, made, Membership.Role.COORDINATOR, "coord")
+    return member(django_user_model, made.project, Membership.Role.COORDINATOR, "coord")
 
 
 def body(response) -> bytes:
@@ -209,7 +201,7 @@ def test_a_move_needs_a_building_inside_the_grid(made, coordinator) -> None:
 def test_only_coordinators_review(made, django_user_model, outsider, who, expected) -> None:
     made.project.is_public = False
     made.project.save()
-    user = outsider if who == "outsider" else member(django_user_model, made, who, f"u-{who}")
+    user = outsider if who == "outsider" else member(django_user_model, made.project, who, f"u-{who}")
     api = client_for(user)
     response = api.post(f"{BASE}/reviews/", {"tile": int(made.tile_ids[0]), "action": "confirm"}, format="json")
     assert response.status_code == expected
@@ -262,7 +254,7 @@ def test_publishing_opens_the_results_to_volunteers_who_worked_on_the_project(ma
     assert client.get(url).status_code == 404
     assert client_for(worker).post(f"{BASE}/publish/").status_code == 403
     assert client_for(coordinator).post(f"{BASE}/publish/").status_code == 403  # managers and admins publish
-    manager = member(django_user_model, made, Membership.Role.MANAGER, "boss2")
+    manager = member(django_user_model, made.project, Membership.Role.MANAGER, "boss2")
     published = client_for(manager).post(f"{BASE}/publish/")
     assert published.status_code == 200 and published.json()["published_at"]
     made.project.refresh_from_db()
