@@ -24,8 +24,6 @@ def project_with_tiles(admin_user, tmp_path, django_capture_on_commit_callbacks)
     return project
 
 
-
-
 def test_tiles_are_listed_with_bounds_and_image_urls(project_with_tiles, volunteer) -> None:
     body = client_for(volunteer).get("/api/v1/projects/raqqa/tiles/").json()
     assert body["count"] == 9

@@ -60,8 +60,6 @@ def url(layer: ImageryLayer, z: int, x: int, y: int, *, version: bool = True) ->
     return f"/api/v1/layers/{layer.pk}/xyz/{z}/{x}/{y}.webp{tail}"
 
 
-
-
 def image(response) -> Image.Image:
     return Image.open(io.BytesIO(response.content))
 

@@ -11,8 +11,6 @@ from tests.tagging.helpers import project_with_tiles
 pytestmark = pytest.mark.django_db
 
 
-
-
 @pytest.fixture
 def project() -> Project:
     return project_with_tiles("city", cols=3, rows=2, redundancy=3, is_public=False)

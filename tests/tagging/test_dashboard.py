@@ -16,8 +16,6 @@ from tests.tagging.helpers import project_with_tiles
 pytestmark = pytest.mark.django_db
 
 
-
-
 @pytest.fixture
 def city(django_user_model):
     """Six tiles (3 x 2), redundancy 3, two dates; the second still being cut into tiles.

@@ -34,13 +34,9 @@ def made() -> CrowdProject:
     return made
 
 
-
-
 @pytest.fixture
 def coordinator(django_user_model, made):
     return member(django_user_model, made.project, Membership.Role.COORDINATOR, "coord")
-
-
 
 
 def get(user, path: str, **params) -> dict:
@@ -264,7 +260,6 @@ def test_a_stale_block_is_served_at_once_and_refreshed_once_in_the_background(ma
     scheduled[0]()  # the refresh: recomputes, stores, frees the lock
     get(coordinator, TILES)
     assert len(scheduled) == 2
-
 
 
 @pytest.mark.parametrize("cells, zoom, expected", [(9, None, 1), (3000, None, 2), (200_000, None, 16), (9, 18, 1),

@@ -31,10 +31,6 @@ def made() -> CrowdProject:
     return made
 
 
-
-
-
-
 @pytest.fixture
 def coordinator(django_user_model, made):
     return member(django_user_model, made.project, Membership.Role.COORDINATOR, "coord")
