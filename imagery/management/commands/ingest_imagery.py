@@ -10,7 +10,7 @@ from tqdm import tqdm
 from config.errors import PlatformError
 from imagery.ingest import create_layer, stage_all
 from imagery.models import ImageryLayer
-from tagging.models import Project
+from tagging.management.lookup import project_or_error
 
 DONE = {ImageryLayer.Status.READY, ImageryLayer.Status.FAILED}
 
@@ -29,9 +29,7 @@ class Command(BaseCommand):
         parser.add_argument("--timeout", type=float, default=0, help="With --wait: give up after N seconds.")
 
     def handle(self, *args: Any, **options: Any) -> None:
-        project = Project.objects.filter(slug=options["slug"]).first()
-        if project is None:
-            raise CommandError(f"There is no project '{options['slug']}'.")
+        project = project_or_error(options["slug"])
         bands = [int(b) for b in options["bands"].split(",")] if options["bands"] else None
         self.stderr.write(f"Copying and checksumming {len(options['paths'])} file(s) ...")
         try:

@@ -7,7 +7,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from tagging.consensus_exports import EXPORTS, provenance, write_atomically, write_exports
 from tagging.gis_exports import GIS_EXPORTS, write_gis_exports
-from tagging.models import Project
+from tagging.management.lookup import project_or_error
 
 FORMATS = ("geojson", "csv", "gpkg", "kml")
 
@@ -28,9 +28,7 @@ class Command(BaseCommand):
                             help="The crowd's consensus alone, without the coordinators' reviews.")
 
     def handle(self, *args: Any, **options: Any) -> None:
-        project = Project.objects.filter(slug=options["slug"]).first()
-        if project is None:
-            raise CommandError(f"There is no project '{options['slug']}'.")
+        project = project_or_error(options["slug"])
         if not 0.0 <= options["min_confidence"] <= 1.0:
             raise CommandError("--min-confidence must be from 0 to 1.")
         formats = [f.strip() for f in options["format"].split(",") if f.strip()]

@@ -5,7 +5,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError
 
 from tagging.evidence import write_evidence_file
-from tagging.models import Project
+from tagging.management.lookup import project_or_error
 
 
 class Command(BaseCommand):
@@ -19,9 +19,7 @@ class Command(BaseCommand):
                             help="Buildings at least this sure in the exports (default %(default)s).")
 
     def handle(self, *args: Any, **options: Any) -> None:
-        project = Project.objects.filter(slug=options["slug"]).first()
-        if project is None:
-            raise CommandError(f"There is no project '{options['slug']}'.")
+        project = project_or_error(options["slug"])
         if not 0.0 <= options["min_confidence"] <= 1.0:
             raise CommandError("--min-confidence must be from 0 to 1.")
         path = write_evidence_file(project=project, path=options["out"], min_confidence=options["min_confidence"])

@@ -6,7 +6,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from config.errors import PlatformError
 from tagging.imports import import_classifications
-from tagging.models import Project
+from tagging.management.lookup import file_or_error, project_or_error
 
 
 class Command(BaseCommand):
@@ -20,11 +20,8 @@ class Command(BaseCommand):
         parser.add_argument("path", type=Path)
 
     def handle(self, *args: Any, **options: Any) -> None:
-        project = Project.objects.filter(slug=options["slug"]).first()
-        if project is None:
-            raise CommandError(f"There is no project '{options['slug']}'.")
-        if not options["path"].is_file():
-            raise CommandError(f"There is no file {options['path']}.")
+        project = project_or_error(options["slug"])
+        file_or_error(options["path"])
         try:
             result = import_classifications(project=project, path=options["path"])
         except PlatformError as exc:

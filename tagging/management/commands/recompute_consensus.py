@@ -5,7 +5,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from config.errors import PlatformError
 from tagging.consensus_store import recompute_project
-from tagging.models import Project
+from tagging.management.lookup import project_or_error
 
 
 class Command(BaseCommand):
@@ -16,9 +16,7 @@ class Command(BaseCommand):
         parser.add_argument("slug")
 
     def handle(self, *args: Any, **options: Any) -> None:
-        project = Project.objects.filter(slug=options["slug"]).first()
-        if project is None:
-            raise CommandError(f"There is no project '{options['slug']}'.")
+        project = project_or_error(options["slug"])
         try:
             run = recompute_project(project_id=project.pk)
         except PlatformError as exc:
