@@ -21,9 +21,18 @@ import redis
 
 from bench.map import load
 from bench.volunteers import cpu
-from bench.volunteers.services import PG, REDIS_URL, flush_redis, free_port, recreate_database
+from bench.volunteers.services import (
+    PG,
+    REDIS_URL,
+    flush_redis,
+    free_port,
+    recreate_database,
+    start,
+    start_gunicorn_at,
+    stop,
+    stop_all,
+)
 
-REPO = Path(__file__).resolve().parents[2]
 P99_TARGET_MS = 100.0
 STATIC_PATH = "/static/vendor/leaflet-1.9.4/leaflet.css"  # 14 KB, about a tile's or a street view's size
 FOREIGN_VARIABLES = ("TILE_BUCKET", "S3_ENDPOINT_URL", "IMAGERY_ROOT", "CELERY_TASK_ALWAYS_EAGER", "DEBUG",
@@ -31,7 +40,6 @@ FOREIGN_VARIABLES = ("TILE_BUCKET", "S3_ENDPOINT_URL", "IMAGERY_ROOT", "CELERY_T
 ORDER = ["tiles city", "tiles district", "tiles street", "buildings city", "buildings district", "buildings street",
          "imagery cold", "imagery stored", "imagery rendered", "static"]
 
-_started: list[subprocess.Popen] = []
 
 
 def arguments(argv: list[str] | None) -> argparse.Namespace:
@@ -99,51 +107,11 @@ def environment(args: argparse.Namespace, data: Path) -> dict[str, str]:
     return env
 
 
-def start(command: list[str], env: dict[str, str], log: Path | None = None) -> subprocess.Popen:
-    """A process in a session of its own, remembered so that stop_all() ends it and its children."""
-    out = open(log, "w") if log else subprocess.PIPE
-    process = subprocess.Popen(command, cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT if log else None,
-                               start_new_session=True, text=True)
-    _started.append(process)
-    return process
-
-
-def stop(process: subprocess.Popen, grace: float = 30.0) -> None:
-    if process.poll() is None:
-        try:
-            os.killpg(process.pid, signal.SIGTERM)
-            process.wait(timeout=grace)
-        except ProcessLookupError:
-            pass
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
-    if process in _started:
-        _started.remove(process)
-
-
-def stop_all() -> None:
-    for process in reversed(list(_started)):
-        stop(process)
-
-
 def start_gunicorn(args: argparse.Namespace, env: dict[str, str], base: str, log: Path) -> subprocess.Popen:
-    recycling = [] if args.max_requests is None else ["--max-requests", str(args.max_requests)]
     # The access log says how long each request took inside the server (%(L)s, seconds), next to the client's view.
-    process = start([sys.executable, "-m", "gunicorn", "config.wsgi", "--config", "platform/gunicorn.conf.py",
-                     "--bind", base.removeprefix("http://"), *recycling,
-                     "--access-logformat", 'access %(L)s %(s)s "%(r)s" %(p)s'], env, log)
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            with urllib.request.urlopen(f"{base}/health/", timeout=2) as response:
-                if response.status == 200:
-                    return process
-        except OSError:
-            pass
-        if process.poll() is not None or time.monotonic() > deadline:
-            raise RuntimeError(f"gunicorn did not start:\n{log.read_text()[-3000:]}")
-        time.sleep(0.2)
+    return start_gunicorn_at(bind=base.removeprefix("http://"), health_url=f"{base}/health/", env=env, log=log,
+                             max_requests=args.max_requests,
+                             extra=("--access-logformat", 'access %(L)s %(s)s "%(r)s" %(p)s'))
 
 
 class Run:

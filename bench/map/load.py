@@ -31,6 +31,8 @@ from typing import Any
 
 import aiohttp
 
+from bench.volunteers.load import clock
+
 TIMEOUT_S = 120.0
 IDLE_KEEPALIVE_S = 1.0  # under gunicorn's keepalive (2 s)
 SCREEN = (1366, 768)
@@ -243,16 +245,6 @@ async def imagery_views(phase: Phase, session: aiohttp.ClientSession, index: int
             phase.done.append(view)
         phase.moves += 1
         await think(phase, rng)
-
-
-async def clock(phase: Phase) -> None:
-    start, end = phase.window
-    await asyncio.sleep(max(0.0, start - time.perf_counter()))
-    cpu = time.process_time()
-    print("window-start", flush=True)
-    await asyncio.sleep(max(0.0, end - time.perf_counter()))
-    phase.cpu_s = time.process_time() - cpu
-    print("window-end", flush=True)
 
 
 async def run(phase: Phase) -> None:

@@ -109,13 +109,20 @@ def wait_for_queue(db: int, timeout: float) -> tuple[float, int]:
 
 def start_gunicorn(config: Config, env: dict[str, str], log: Path) -> subprocess.Popen:
     """gunicorn as the Procfile runs it (platform/gunicorn.conf.py), bound to loopback; waits until it answers."""
-    recycling = [] if config.max_requests is None else ["--max-requests", str(config.max_requests)]
-    process = _start([sys.executable, "-m", "gunicorn", "config.wsgi", "--config", "platform/gunicorn.conf.py",
-                      "--bind", f"127.0.0.1:{config.port}", *recycling], env, log)
+    return start_gunicorn_at(bind=f"127.0.0.1:{config.port}", health_url=f"{config.base_url}/bench/json/", env=env,
+                             log=log, max_requests=config.max_requests)
+
+
+def start_gunicorn_at(*, bind: str, health_url: str, env: dict[str, str], log: Path, max_requests: int | None = None,
+                      extra: tuple[str, ...] = ()) -> subprocess.Popen:
+    """gunicorn with platform/gunicorn.conf.py on `bind`; returns once `health_url` answers 200 (60 s at most)."""
+    recycling = [] if max_requests is None else ["--max-requests", str(max_requests)]
+    process = start([sys.executable, "-m", "gunicorn", "config.wsgi", "--config", "platform/gunicorn.conf.py",
+                     "--bind", bind, *recycling, *extra], env, log)
     deadline = time.monotonic() + 60
     while True:
         try:
-            with urllib.request.urlopen(f"{config.base_url}/bench/json/", timeout=2) as response:
+            with urllib.request.urlopen(health_url, timeout=2) as response:
                 if response.status == 200:
                     return process
         except OSError:
@@ -127,7 +134,7 @@ def start_gunicorn(config: Config, env: dict[str, str], log: Path) -> subprocess
 
 def start_celery(config: Config, env: dict[str, str], log: Path) -> subprocess.Popen:
     """One `celery -A config worker` as the Procfile runs it; waits for its 'ready' line."""
-    process = _start([sys.executable, "-m", "celery", "-A", "config", "worker",
+    process = start([sys.executable, "-m", "celery", "-A", "config", "worker",
                       f"--concurrency={config.celery_concurrency}", "--loglevel=INFO"], env, log)
     deadline = time.monotonic() + 60
     while not WORKER_READY.search(log.read_text()):
@@ -139,16 +146,21 @@ def start_celery(config: Config, env: dict[str, str], log: Path) -> subprocess.P
 
 def start_client(spec_path: Path, result_path: Path, env: dict[str, str]) -> subprocess.Popen:
     """The load generator (bench/volunteers/load.py) in a process of its own; its stdout is a pipe."""
-    process = subprocess.Popen([sys.executable, "-m", "bench.volunteers.load", str(spec_path), str(result_path)],
-                               cwd=REPO, env=env, stdout=subprocess.PIPE, text=True, start_new_session=True)
-    _started.append(process)
-    return process
+    return start([sys.executable, "-m", "bench.volunteers.load", str(spec_path), str(result_path)], env)
 
 
-def _start(command: list[str], env: dict[str, str], log: Path) -> subprocess.Popen:
-    with open(log, "w") as out:
-        process = subprocess.Popen(command, cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT,
+def start(command: list[str], env: dict[str, str], log: Path | None = None) -> subprocess.Popen:
+    """A process in a session of its own (so stop() ends its children too), remembered for stop_all().
+
+    Its output goes to `log`, or to a pipe the caller reads when there is none.
+    """
+    if log is None:
+        process = subprocess.Popen(command, cwd=REPO, env=env, stdout=subprocess.PIPE, text=True,
                                    start_new_session=True)
+    else:
+        with open(log, "w") as out:
+            process = subprocess.Popen(command, cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT,
+                                       start_new_session=True)
     _started.append(process)
     return process
 
