@@ -49,7 +49,7 @@ def arguments(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--web-workers", type=int, default=2, help="gunicorn worker processes (WEB_CONCURRENCY)")
     parser.add_argument("--web-threads", type=int, default=4, help="threads per gunicorn worker (WEB_THREADS)")
     parser.add_argument("--max-requests", type=int, default=None,
-                        help="override gunicorn's max_requests (platform/gunicorn.conf.py: 2000 + jitter 200); "
+                        help="override gunicorn's max_requests (platform/gunicorn.conf.py: 20000 + jitter 4000); "
                              "0 turns worker recycling off")
     parser.add_argument("--celery-concurrency", type=int, default=1, help="processes of the one Celery worker")
     parser.add_argument("--database", default="bench_volunteers", help="private PostgreSQL database, recreated")
@@ -193,7 +193,7 @@ def bench(run: Run) -> int:
     print(f"  machine before the run: {machine_busy():.0%} of the CPUs busy")
     print("  flags: " + " ".join(f"--{k.replace('_', '-')}={','.join(map(str, v)) if isinstance(v, list) else v}"
                                  for k, v in vars(args).items()))
-    recycling = ("max_requests 2000 + jitter 200" if args.max_requests is None
+    recycling = ("preloaded app, max_requests 20000 + jitter 4000" if args.max_requests is None
                  else f"--max-requests={args.max_requests}" + (" (off)" if args.max_requests == 0 else ""))
     print(f"  gunicorn: {args.web_workers} workers x {args.web_threads} threads, gthread (platform/gunicorn.conf.py, "
           f"keepalive 2 s, access log on, {recycling}): two processes so that Python can use both cores, threads "
