@@ -42,14 +42,15 @@ class TutorialView(APIView):
         project = access_project(request.user, slug)
         membership = Membership.objects.filter(project=project, user=request.user).first()
         labels = {a["key"]: a["label"] for a in project.answers}
+        practice = practice_tiles(project=project)
         return Response({
             "instructions": project.instructions, "question": project.question,
             "answers": [{k: a[k] for k in ("key", "label", "damage", "abstain")} for a in project.answers],
             "done": bool(membership and membership.tutorial_done_at),
-            "practice": [{"id": t.pk, "size": t.size, "images": _images(t)} for t in practice_tiles(project=project)],
+            "practice": [{"id": t.pk, "size": t.size, "images": _images(t)} for t in practice],
             "examples": [{"id": g.tile_id, "size": g.tile.size, "images": _images(g.tile), "answer": g.answer,
                           "answer_label": labels.get(g.answer, g.answer), "marks": g.marks}
-                         for g in example_tiles(project=project)],
+                         for g in example_tiles(project=project, practice=practice)],
         })
 
 

@@ -29,30 +29,36 @@ def join_project(*, volunteer: AbstractBaseUser, project: Project) -> Membership
     return membership
 
 
+def _golds(project: Project) -> Any:
+    return GoldAnswer.objects.filter(tile__grid__project=project).select_related("tile").order_by("tile_id")
+
+
 def practice_tiles(*, project: Project) -> list[Tile]:
     """The tutorial's practice tiles: gold tiles with buildings to find first, then one without."""
-    golds = list(GoldAnswer.objects.filter(tile__grid__project=project).select_related("tile").order_by("tile_id"))
-    with_marks = [g.tile for g in golds if g.marks]
-    without = [g.tile for g in golds if not g.marks]
     count = settings.TUTORIAL_PRACTICE_TILES
-    picked = with_marks[:max(count - 1, 1)] + without[:1]
-    return (picked + [t for t in with_marks + without if t not in picked])[:count]
+    with_marks = [g.tile for g in _golds(project).exclude(marks=[])[:count]]
+    without = [g.tile for g in _golds(project).filter(marks=[])[:1]]
+    picked = with_marks[:max(count - 1, 1)] + without
+    return (picked + [t for t in with_marks if t not in picked])[:count]
 
 
-def example_tiles(*, project: Project, count: int = 2) -> list[GoldAnswer]:
+EXAMPLE_CANDIDATES = 100  # the examples are the known tiles with most buildings among this many
+
+
+def example_tiles(*, project: Project, count: int = 2, practice: list[Tile] | None = None) -> list[GoldAnswer]:
     """Known tiles shown with their answers in the tutorial: gold tiles with buildings, other than the practice ones."""
-    practice = {tile.pk for tile in practice_tiles(project=project)}
-    golds = (GoldAnswer.objects.filter(tile__grid__project=project).exclude(tile_id__in=practice)
-             .select_related("tile").order_by("tile_id"))
-    return sorted((g for g in golds if g.marks), key=lambda g: -len(g.marks))[:count]
+    shown = {tile.pk for tile in (practice if practice is not None else practice_tiles(project=project))}
+    golds = _golds(project).exclude(marks=[]).exclude(tile_id__in=shown)[:EXAMPLE_CANDIDATES]
+    return sorted(golds, key=lambda g: -len(g.marks))[:count]
 
 
 def check_practice(*, volunteer: AbstractBaseUser, project: Project, tile_id: int, answer: str,
                    marks: list[MarkInput]) -> dict[str, Any]:
     """Feedback on a practice answer. Nothing is stored but the fact that the volunteer has seen the tile."""
-    gold = GoldAnswer.objects.filter(tile_id=tile_id, tile__grid__project=project).select_related("tile").first()
-    if gold is None:
+    # Only the tutorial's own tiles: feedback on any tile would tell a volunteer which tiles are gold.
+    if tile_id not in {tile.pk for tile in practice_tiles(project=project)}:
         raise NotFound(f"Tile {tile_id} is not a practice tile of this project.")
+    gold = GoldAnswer.objects.select_related("tile").get(tile_id=tile_id)
     check_classification(project=project, tile=gold.tile, answer=answer, marks=marks, seconds=None)
     Assignment.objects.get_or_create(volunteer=volunteer, tile=gold.tile, defaults={
         "project": project, "is_gold": True, "expires_at": timezone.now()})
@@ -62,7 +68,8 @@ def check_practice(*, volunteer: AbstractBaseUser, project: Project, tile_id: in
 def finish_tutorial(*, volunteer: AbstractBaseUser, project: Project) -> Membership:
     """Record the tutorial as done. Its tiles (practice and examples) count as seen: their answers were shown."""
     membership = join_project(volunteer=volunteer, project=project)
-    shown = [t.pk for t in practice_tiles(project=project)] + [g.tile_id for g in example_tiles(project=project)]
+    practice = practice_tiles(project=project)
+    shown = [t.pk for t in practice] + [g.tile_id for g in example_tiles(project=project, practice=practice)]
     seen = set(Assignment.objects.filter(volunteer=volunteer, tile_id__in=shown).values_list("tile_id", flat=True))
     Assignment.objects.bulk_create([
         Assignment(volunteer=volunteer, tile_id=tile_id, project=project, is_gold=True, expires_at=timezone.now())

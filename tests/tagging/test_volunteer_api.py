@@ -118,6 +118,19 @@ def test_practice_answers_are_validated_like_votes(volunteer) -> None:
                     format="json").status_code == 404
 
 
+def test_only_the_tutorials_own_tiles_give_feedback(volunteer, settings) -> None:
+    # Feedback on any gold tile would let a volunteer find out which tiles are gold.
+    settings.TUTORIAL_PRACTICE_TILES = 1
+    project = project_with_tiles(cols=3, rows=2)
+    gold = make_gold(project, 3)
+    practice = [t["id"] for t in client(volunteer).get("/api/v1/projects/raqqa/tutorial/").json()["practice"]]
+    assert len(practice) == 1
+    for tile in gold:
+        code = client(volunteer).post(f"/api/v1/projects/raqqa/tutorial/practice/{tile.pk}/", {"answer": "no_damage"},
+                                      format="json").status_code
+        assert code == (200 if tile.pk in practice else 404)
+
+
 def test_how_am_i_doing_counts_agreement_and_gold_without_showing_others_answers(volunteer, django_user_model) -> None:
     project = project_with_tiles(cols=3, rows=1, redundancy=5, gold_rate=0.0)
     tiles = list(Tile.objects.filter(grid__project=project).order_by("pk"))
