@@ -27,6 +27,25 @@ def test_a_message_appears_under_its_final_name_only_when_complete(folders) -> N
         assert channel._get("jobs") == {"body": "x" * 100_000}
 
 
+def test_no_message_file_is_visible_under_its_final_name_while_being_written(folders, monkeypatch) -> None:
+    import kombu.transport.filesystem
+    from kombu.utils.json import dumps
+
+    import config.broker
+
+    seen: list[list[str]] = []
+
+    def spying_dumps(payload):  # runs between creating the file and writing its bytes
+        seen.append([p.name for p in Path(folders["data_folder_in"]).iterdir()])
+        return dumps(payload)
+
+    monkeypatch.setattr(config.broker, "dumps", spying_dumps)
+    monkeypatch.setattr(kombu.transport.filesystem, "dumps", spying_dumps)  # if _put ever falls back to kombu's
+    with Connection(transport=Transport, transport_options=folders) as conn:
+        conn.default_channel._put("jobs", {"body": "x"})
+    assert seen and not any(name.endswith(".jobs.msg") for names in seen for name in names), seen
+
+
 def test_a_message_still_being_written_is_not_taken(folders) -> None:
     # What a consumer sees mid-write: the partial file, under the name kombu's reader ignores.
     Path(folders["data_folder_in"], "123_abc.jobs.msg.part").write_bytes(b'{"body": "hal')
