@@ -434,6 +434,8 @@
       $("tutorial").hidden = true;
       $("workspace").hidden = false;
       mapA.invalidateSize();
+      // The button just pressed is hidden now; the image takes the focus, so keys (Enter, 1-9) act on the tile.
+      $("map-a").focus();
       state.practiceIndex = 0;
       if (state.practice.length) { state.mode = "practice"; showPractice(); }
       else endTutorial();
