@@ -257,7 +257,8 @@ class Building(models.Model):
     updated_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
-        indexes = [models.Index(fields=["project", "confidence"])]
+        indexes = [models.Index(fields=["project", "confidence"]),
+                   models.Index(fields=["project", "lon", "lat"], name="tagging_building_lonlat")]  # map in view
 
     def __str__(self) -> str:
         return f"building {self.pk} ({self.confidence:.2f}) of {self.project}"
