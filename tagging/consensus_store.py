@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 from django.db import transaction
-from django.db.models import Case, IntegerField, Value, When
+from django.db.models import Case, IntegerField, OuterRef, Subquery, Value, When
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
@@ -110,7 +110,7 @@ def update_tile(*, tile_id: int) -> TileConsensus | None:
     """Re-score one tile from its stored, counted votes; returns its consensus row (None without votes).
 
     Uses the label model of the project's latest finished run (majority vote before the first run):
-    four queries in the usual case and microseconds of arithmetic, under the tile's row lock. When
+    three queries in the usual case and microseconds of arithmetic, under the tile's row lock. When
     the project retires tiles early (retire_confidence) and the model's confidence reaches it with
     at least retire_min_votes decisive votes, an open tile retires. Idempotent. A vanished tile is
     skipped.
@@ -118,9 +118,11 @@ def update_tile(*, tile_id: int) -> TileConsensus | None:
     with transaction.atomic():
         # The tile's row lock orders concurrent updates of one tile: the later one reads every vote the
         # earlier one read, so an older count never overwrites a newer one.
+        latest_run = ConsensusRun.objects.filter(project=OuterRef("grid__project_id"),
+                                                 status=ConsensusRun.Status.DONE).order_by("-id").values("id")[:1]
         found = Tile.objects.select_for_update(of=("self",)).filter(pk=tile_id).values_list(
             "status", "grid__project_id", "grid__project__answers", "grid__project__retire_confidence",
-            "grid__project__consensus_settings").first()
+            "grid__project__consensus_settings", Subquery(latest_run)).first()
         if found is None:
             log.info("tile %s vanished before its consensus update", tile_id)
             return None
@@ -128,7 +130,8 @@ def update_tile(*, tile_id: int) -> TileConsensus | None:
 
 
 def _update_locked_tile(tile_id: int, status: str, project_id: int, answers: list[dict[str, Any]],
-                        retire_confidence: float | None, consensus_settings: dict[str, Any]) -> TileConsensus | None:
+                        retire_confidence: float | None, consensus_settings: dict[str, Any],
+                        latest_run: int | None) -> TileConsensus | None:
     project = Project(pk=project_id, answers=answers, retire_confidence=retire_confidence,
                       consensus_settings=consensus_settings)
     keys = tuple(project.answer_keys)
@@ -141,7 +144,7 @@ def _update_locked_tile(tile_id: int, status: str, project_id: int, answers: lis
     if not votes and gold_idx is None:
         TileConsensus.objects.filter(tile_id=tile_id).delete()
         return None
-    fitted = _fitted_model(project, keys)
+    fitted = _fitted_model(project, keys, latest_run)
     row = _score_tile(tile_id, project, votes, gold_idx, fitted)
     _save_tile(row)
     if (fitted is not None and retire_confidence is not None and status == Tile.Status.OPEN
@@ -205,10 +208,8 @@ def _score_tile(tile_id: int, project: Project, votes: list[tuple[int, int | Non
         method=method, run_id=fitted.run_id if fitted else None, updated_at=timezone.now())
 
 
-def _fitted_model(project: Project, keys: tuple[str, ...]) -> _Fitted | None:
-    """The latest finished run's label model, cached per process until a newer run finishes."""
-    latest = (ConsensusRun.objects.filter(project=project, status=ConsensusRun.Status.DONE)
-              .order_by("-id").values_list("id", flat=True).first())
+def _fitted_model(project: Project, keys: tuple[str, ...], latest: int | None) -> _Fitted | None:
+    """The label model of the latest finished run (`latest`), cached per process until a newer run finishes."""
     if latest is None:
         return None
     cached = _FITTED.get(project.pk)

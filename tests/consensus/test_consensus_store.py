@@ -3,7 +3,6 @@ early retirement, and the periodic and on-demand tasks."""
 
 from __future__ import annotations
 
-import time
 from datetime import date
 
 import numpy as np
@@ -190,20 +189,18 @@ def test_the_per_vote_update_rescores_a_tile_with_the_latest_model(django_captur
     assert TileConsensus.objects.get(tile=tile).label == "destroyed"
 
 
-def test_the_per_vote_update_takes_a_few_queries_and_milliseconds() -> None:
+def test_the_per_vote_update_takes_three_queries() -> None:
     made = crowd_project(GOOD, slug="good")
     recompute_project(project_id=made.project.pk)
-    tile_ids = made.tile_ids[made.non_gold][:50].tolist()
+    tile_ids = made.tile_ids[made.non_gold][:2].tolist()
     update_tile(tile_id=tile_ids[0])  # loads the model once per process
     with CaptureQueriesContext(connection) as queries:
         update_tile(tile_id=tile_ids[1])
-    # The locked tile with its project, its votes, the latest run's id, one UPDATE (and BEGIN, COMMIT).
+    # The locked tile with its project and the latest run's id, its votes, one UPDATE (and BEGIN, COMMIT).
+    # Its time is measured by bench/consensus/db.py, not here.
     sql = [q["sql"] for q in queries if q["sql"] not in ("BEGIN", "COMMIT") and "SAVEPOINT" not in q["sql"]]
-    assert len(sql) == 4, sql
-    started = time.perf_counter()
-    for tile_id in tile_ids:
-        update_tile(tile_id=tile_id)
-    assert (time.perf_counter() - started) / len(tile_ids) < 0.02
+    assert len(sql) == 3, sql
+    assert TileConsensus.objects.get(tile_id=tile_ids[1]).run_id is not None
 
 
 def early_retirement_case(threshold: float | None, **settings: object) -> tuple[CrowdProject, Tile, list]:
