@@ -12,6 +12,7 @@ from tagging import (
     manage_views,
     map_api,
     map_views,
+    results_api,
     review_api,
     review_views,
     tasks_api,
@@ -83,6 +84,11 @@ api = [
     path("reviews/<int:review_id>/undo/", review_api.ReviewUndo.as_view(), name="review-undo"),
     path("projects/<slug:slug>/evidence.zip", review_api.Evidence.as_view(), name="evidence"),
     path("projects/<slug:slug>/publish/", review_api.Publish.as_view(), name="project-publish"),
+    # The published results for the volunteers (tagging/results_api.py).
+    path("projects/<slug:slug>/results/", results_api.ResultsSummary.as_view(), name="results-summary"),
+    path("projects/<slug:slug>/results/tiles.geojson", results_api.ResultTiles.as_view(), name="results-tiles"),
+    path("projects/<slug:slug>/results/buildings.geojson", results_api.ResultBuildings.as_view(),
+         name="results-buildings"),
 ]
 
 urlpatterns = [

@@ -6,15 +6,14 @@
 - GET/PUT/DELETE  /api/v1/tiles/<id>/gold/      a tile's known answer (managers)
 - GET       /api/v1/projects/<slug>/dashboard/  the figures (coordinators)
 
-Managers means a project's managers and the platform's admins. The domain functions come first
-and own their transactions; the views below them only parse, check access and answer.
+Managers means a project's managers and the platform's admins. The views only parse, check access
+and answer; the work is done by the domain functions of tagging/projects.py (settings, status),
+tagging/members.py (roles) and tagging/gold.py (gold tiles).
 """
 
 from typing import Any
 
-from django.contrib.auth import get_user_model
-from django.db import transaction
-from django.db.models import Case, IntegerField, QuerySet, Value, When
+from django.db.models import QuerySet
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
 from rest_framework import serializers, status
 from rest_framework.generics import ListAPIView
@@ -22,221 +21,19 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from config.errors import Conflict, InvalidInput, NotFound
+from config.errors import InvalidInput
 from imagery.api import access_tile
 from imagery.models import Tile
 from tagging.access import access_project
 from tagging.api import AnswerSerializer, ProjectOutput
-from tagging.classifications import MarkInput, check_classification
 from tagging.consensus_api import ReliabilityOutput
 from tagging.dashboard import project_dashboard
-from tagging.models import Classification, GoldAnswer, Membership, Project
-from tagging.projects import check_answers
+from tagging.gold import clear_gold, set_gold
+from tagging.members import members_of, remove_member, set_member_role
+from tagging.models import GoldAnswer, Membership, Project
+from tagging.projects import allowed_statuses, answers_locked, change_status, update_project
 
-# --- Domain: settings ------------------------------------------------------------------------------------------
-
-SETTING_FIELDS = ("name", "question", "answers", "instructions", "redundancy", "retire_confidence", "scheduling",
-                  "gold_rate", "is_public")
-
-
-def _meaning(answers: list[dict[str, Any]]) -> list[tuple[str, bool, bool]]:
-    return [(a["key"], bool(a.get("damage")), bool(a.get("abstain"))) for a in answers]
-
-
-def answers_locked(*, project: Project) -> bool:
-    """Once a vote or a gold answer names the answer keys, the keys and what they mean are fixed."""
-    return (Classification.objects.filter(project=project).exists()
-            or GoldAnswer.objects.filter(tile__grid__project=project).exists())
-
-
-def _check_ranges(changes: dict[str, Any]) -> None:
-    if "redundancy" in changes and not 1 <= changes["redundancy"] <= 100:
-        raise InvalidInput("Redundancy must be between 1 and 100 volunteers per tile.",
-                           fields={"redundancy": ["range"]})
-    confidence = changes.get("retire_confidence")
-    if confidence is not None and not 0.5 <= confidence <= 1:
-        raise InvalidInput("The early retirement confidence must be between 0.5 and 1, or empty for none.",
-                           fields={"retire_confidence": ["range"]})
-    if "gold_rate" in changes and not 0 <= changes["gold_rate"] <= 1:
-        raise InvalidInput("The gold rate must be between 0 and 1.", fields={"gold_rate": ["range"]})
-    for name in ("name", "question"):
-        if name in changes and not str(changes[name]).strip():
-            raise InvalidInput(f"The {name} cannot be empty.", fields={name: ["blank"]})
-
-
-def update_project(*, project: Project, changes: dict[str, Any]) -> Project:
-    """Change a project's settings (SETTING_FIELDS). Raises InvalidInput, or Conflict for answer keys in use.
-
-    Labels of answers can always change; their keys, order and meaning (damage, abstention) only
-    until the first vote or gold answer. A new redundancy applies to the tiles at once: open tiles
-    that have enough votes retire, and retired tiles short of votes reopen (unless the consensus
-    retired them early, being sure enough).
-    """
-    changes = {key: value for key, value in changes.items() if key in SETTING_FIELDS}
-    _check_ranges(changes)
-    if "answers" in changes:
-        changes["answers"] = check_answers(changes["answers"])
-        if _meaning(changes["answers"]) != _meaning(project.answers) and answers_locked(project=project):
-            raise Conflict("Volunteers have already answered with this project's answer keys, so the keys, their "
-                           "order and what they mean (damage, can't tell) can no longer change; their labels can.",
-                           fields={"answers": ["keys in use"]}, code="answers_in_use")
-    with transaction.atomic():
-        for key, value in changes.items():
-            setattr(project, key, value)
-        if changes:
-            project.save(update_fields=list(changes))
-        if "redundancy" in changes:
-            _apply_redundancy(project)
-    return project
-
-
-def _apply_redundancy(project: Project) -> None:
-    tiles = Tile.objects.filter(grid__project=project)
-    tiles.filter(status=Tile.Status.OPEN, vote_count__gte=project.redundancy).update(status=Tile.Status.RETIRED)
-    short = tiles.filter(status=Tile.Status.RETIRED, vote_count__lt=project.redundancy)
-    if project.retire_confidence is not None:
-        short = short.exclude(consensus__confidence__gte=project.retire_confidence)
-    short.update(status=Tile.Status.OPEN)
-
-
-# --- Domain: status --------------------------------------------------------------------------------------------
-
-DRAFT, ACTIVE, PAUSED, FINISHED = (Project.Status.DRAFT, Project.Status.ACTIVE, Project.Status.PAUSED,
-                                   Project.Status.FINISHED)
-TRANSITIONS: dict[str, set[str]] = {
-    DRAFT: {ACTIVE},
-    ACTIVE: {PAUSED, FINISHED, DRAFT},
-    PAUSED: {ACTIVE, FINISHED, DRAFT},
-    FINISHED: {ACTIVE, PAUSED},
-}
-
-
-def change_status(*, project: Project, new: str) -> Project:
-    """Open, pause, finish or reopen a project; the same status again changes nothing. Raises Conflict.
-
-    Opening needs tiles to tag; going back to draft is only possible before the first vote.
-    """
-    if new not in Project.Status.values:
-        raise InvalidInput(f"'{new}' is not a project status; use one of {', '.join(Project.Status.values)}.",
-                           fields={"status": ["invalid choice"]})
-    if new == project.status:
-        return project
-    if new not in TRANSITIONS[project.status]:
-        allowed = ", ".join(sorted(TRANSITIONS[project.status]))
-        raise Conflict(f"A {project.status} project cannot become {new}; it can become: {allowed}.",
-                       fields={"status": ["transition"]}, code="transition")
-    if new == ACTIVE and not Tile.objects.filter(grid__project=project).exists():
-        raise Conflict("The project has no tiles yet: upload imagery and let it be cut into tiles before opening.",
-                       fields={"status": ["no tiles"]}, code="no_tiles")
-    if new == DRAFT and Classification.objects.filter(project=project).exists():
-        raise Conflict("Volunteers have voted on this project: it cannot go back to draft. Pause it instead.",
-                       fields={"status": ["has votes"]}, code="has_votes")
-    Project.objects.filter(pk=project.pk).update(status=new)
-    project.status = new
-    return project
-
-
-# --- Domain: members -------------------------------------------------------------------------------------------
-
-def _user(username: str) -> Any:
-    user = get_user_model().objects.filter(username=username).first()
-    if user is None:
-        raise NotFound(f"There is no user '{username}'.", fields={"username": ["unknown"]})
-    return user
-
-
-def _check_not_last_manager(membership: Membership) -> None:
-    if membership.role == Membership.Role.MANAGER and not Membership.objects.filter(
-            project_id=membership.project_id, role=Membership.Role.MANAGER).exclude(pk=membership.pk).exists():
-        raise Conflict(f"{membership.user.username} is the project's last manager: appoint another manager first.",
-                       fields={"username": ["last manager"]}, code="last_manager")
-
-
-def set_member_role(*, project: Project, username: str, role: str) -> tuple[Membership, bool]:
-    """Give a user a role in the project, making them a member if needed; returns (membership, created)."""
-    user = _user(username)
-    with transaction.atomic():
-        membership = Membership.objects.select_for_update().filter(project=project, user=user).first()
-        if membership is None:
-            return Membership.objects.create(project=project, user=user, role=role), True
-        if membership.role != role:
-            _check_not_last_manager(membership)
-            membership.role = role
-            membership.save(update_fields=["role"])
-    return membership, False
-
-
-def remove_member(*, project: Project, username: str) -> None:
-    """Take a user out of the project (their votes stay). Raises NotFound, or Conflict for the last manager."""
-    user = _user(username)
-    with transaction.atomic():
-        membership = Membership.objects.select_for_update().filter(project=project, user=user).first()
-        if membership is None:
-            raise NotFound(f"{username} is not a member of this project.", fields={"username": ["not a member"]})
-        _check_not_last_manager(membership)
-        membership.delete()
-
-
-def members_of(*, project: Project, role: str = "", search: str = "") -> QuerySet[Membership]:
-    """Managers first, then coordinators, then volunteers, each by name."""
-    rank = Case(When(role=Membership.Role.MANAGER, then=Value(0)), When(role=Membership.Role.COORDINATOR,
-                then=Value(1)), default=Value(2), output_field=IntegerField())
-    members = Membership.objects.filter(project=project).select_related("user")
-    if role:
-        members = members.filter(role=role)
-    if search:
-        members = members.filter(user__username__icontains=search)
-    return members.annotate(rank=rank).order_by("rank", "user__username")
-
-
-# --- Domain: gold tiles ----------------------------------------------------------------------------------------
-
-def set_gold(*, tile: Tile, answer: str, marks: list[tuple[float, float]]) -> GoldAnswer:
-    """Make the tile a gold tile with this known answer and these buildings (tile pixels), validated like a vote.
-
-    Its votes so far become gold votes; its consensus is re-scored after commit.
-    """
-    project = tile.grid.project
-    check_classification(project=project, tile=tile, answer=answer, marks=[MarkInput(x, y) for x, y in marks],
-                         seconds=None)
-    if any(a["key"] == answer and a.get("abstain") for a in project.answers):
-        raise InvalidInput(f"A gold answer must be decisive, not the abstention '{answer}'.",
-                           fields={"answer": ["abstention"]})
-    stored = [[float(x), float(y)] for x, y in marks]
-    with transaction.atomic():
-        Tile.objects.filter(pk=tile.pk).update(status=Tile.Status.GOLD)  # locks the tile's row until commit
-        gold = GoldAnswer.objects.filter(tile=tile).first()
-        if gold is None or gold.answer != answer or gold.marks != stored:
-            # A new row rather than an update: its created_at tells the periodic recompute that gold changed.
-            GoldAnswer.objects.filter(tile=tile).delete()
-            gold = GoldAnswer.objects.create(tile=tile, answer=answer, marks=stored)
-        Classification.objects.filter(tile=tile, is_gold=False).update(is_gold=True)
-        _refresh_after_commit(tile.pk)
-    return gold
-
-
-def clear_gold(*, tile: Tile) -> Tile:
-    """The tile is an ordinary tile again: open, or retired when it has its votes. Raises NotFound if not gold."""
-    redundancy = tile.grid.project.redundancy
-    with transaction.atomic():
-        locked = Tile.objects.select_for_update().get(pk=tile.pk)
-        deleted, _ = GoldAnswer.objects.filter(tile=locked).delete()
-        if not deleted and locked.status != Tile.Status.GOLD:
-            raise NotFound(f"Tile {tile.pk} is not a gold tile.")
-        locked.status = Tile.Status.RETIRED if locked.vote_count >= redundancy else Tile.Status.OPEN
-        locked.save(update_fields=["status"])
-        Classification.objects.filter(tile=locked, is_gold=True).update(is_gold=False)
-        _refresh_after_commit(tile.pk)
-    return locked
-
-
-def _refresh_after_commit(tile_id: int) -> None:
-    from workers.tagging import refresh_tile_task
-
-    transaction.on_commit(lambda: refresh_tile_task.delay(tile_id))
-
-
-# --- API: settings and status ----------------------------------------------------------------------------------
+# --- settings and status ---------------------------------------------------------------------------------------
 
 class SettingsInput(serializers.Serializer):
     name = serializers.CharField(max_length=200, required=False)
@@ -288,7 +85,7 @@ class StatusOutput(serializers.Serializer):
 
 
 def _status_json(project: Project) -> dict[str, Any]:
-    return {"project": project.slug, "status": project.status, "allowed": sorted(TRANSITIONS[project.status])}
+    return {"project": project.slug, "status": project.status, "allowed": allowed_statuses(project)}
 
 
 class ProjectStatus(APIView):
@@ -301,7 +98,7 @@ class ProjectStatus(APIView):
         return Response(_status_json(change_status(project=project, new=data.validated_data["status"])))
 
 
-# --- API: members ----------------------------------------------------------------------------------------------
+# --- members ---------------------------------------------------------------------------------------------------
 
 class MemberOutput(serializers.ModelSerializer):
     username = serializers.CharField(source="user.username")
@@ -366,7 +163,7 @@ class MemberList(ListAPIView):
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
-# --- API: gold tiles -------------------------------------------------------------------------------------------
+# --- gold tiles ------------------------------------------------------------------------------------------------
 
 class GoldInput(serializers.Serializer):
     answer = serializers.CharField(max_length=40)
@@ -418,7 +215,7 @@ class GoldTile(APIView):
         return Response(_gold_json(tile, None))
 
 
-# --- API: dashboard --------------------------------------------------------------------------------------------
+# --- dashboard -------------------------------------------------------------------------------------------------
 
 class TileFiguresOutput(serializers.Serializer):
     total = serializers.IntegerField()
@@ -506,5 +303,5 @@ class Dashboard(APIView):
     def get(self, request: Request, slug: str) -> Response:
         """Progress, votes and volunteers per day, agreement, reliability, tiling, and what is left to do."""
         project = access_project(request.user, slug, coordinate=True)
-        figures = {**project_dashboard(project=project), "allowed_status": sorted(TRANSITIONS[project.status])}
+        figures = {**project_dashboard(project=project), "allowed_status": allowed_statuses(project)}
         return Response(DashboardOutput(figures).data)

@@ -17,8 +17,8 @@ from django.utils.translation import gettext as _
 
 from config.errors import NotAllowed, NotFound
 from tagging.access import access_project, can_coordinate_project, can_manage_project, is_platform_admin
-from tagging.admin_api import answers_locked
 from tagging.models import Project
+from tagging.projects import answers_locked
 
 FORBIDDEN = """{% extends "base.html" %}
 {% block title %}{{ title }}{% endblock %}

@@ -289,7 +289,10 @@ class Review(models.Model):
 
     Reviews are never edited or deleted: undoing one sets undone_at, and a later review of the
     same tile or building supersedes an earlier one. Together they are the audit trail (who,
-    when, what before, what after).
+    when, what before, what after). A building a coordinator added has no Building row: the
+    "add" review is the building, and later reviews of it name it in `added`. When a new
+    consensus no longer finds a reviewed building, `building` becomes empty and the review stays
+    in the trail, its before and after saying which building it was and where.
     """
 
     class Action(models.TextChoices):
@@ -302,6 +305,8 @@ class Review(models.Model):
     project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="reviews")
     tile = models.ForeignKey("imagery.Tile", null=True, blank=True, on_delete=models.CASCADE, related_name="reviews")
     building = models.ForeignKey(Building, null=True, blank=True, on_delete=models.SET_NULL, related_name="reviews")
+    added = models.ForeignKey("self", null=True, blank=True, on_delete=models.CASCADE, related_name="later_reviews",
+                              help_text="For a building a coordinator added: the add review that is the building.")
     action = models.CharField(max_length=10, choices=Action.choices)
     label = models.CharField(max_length=40, blank=True, help_text="The tile's answer, for relabel.")
     ground_x = models.FloatField(null=True, blank=True, help_text="Grid CRS metres, for move and add.")
@@ -320,6 +325,7 @@ class Review(models.Model):
     class Meta:
         indexes = [models.Index(fields=["project", "created_at"]), models.Index(fields=["tile", "created_at"]),
                    models.Index(fields=["building", "created_at"])]
+        # A review names a tile, a building or an added building; `building` alone may become empty later (above).
         constraints = [models.CheckConstraint(
-            condition=models.Q(tile__isnull=False) | models.Q(building__isnull=False) | models.Q(action="add"),
-            name="review_names_what_it_reviews")]
+            condition=~(models.Q(added__isnull=False) & (models.Q(building__isnull=False) | models.Q(action="add"))),
+            name="review_of_an_added_building_names_only_it")]

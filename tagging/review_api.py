@@ -10,7 +10,7 @@ from __future__ import annotations
 import tempfile
 from typing import Any
 
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet
 from django.http import FileResponse
 from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
@@ -24,16 +24,27 @@ from rest_framework.views import APIView
 
 from config.errors import InvalidInput, NotFound
 from imagery.models import Tile
-from tagging.access import access_project, can_coordinate_project, can_view_project
+from tagging.access import access_project, can_view_project
 from tagging.consensus_api import JSONErrorsOnly
 from tagging.evidence import write_evidence
 from tagging.models import Building, Project, Review, TileConsensus
-from tagging.reviews import building_state, create_review, review_index, review_queue, tile_state, undo_review
+from tagging.reviews import (
+    added_state,
+    building_state,
+    create_review,
+    review_index,
+    review_queue,
+    tile_state,
+    undo_review,
+)
 
 
 class ReviewInput(serializers.Serializer):
     tile = serializers.IntegerField(required=False, allow_null=True, help_text="The tile reviewed (or added on).")
     building = serializers.IntegerField(required=False, allow_null=True, help_text="The building reviewed.")
+    added = serializers.IntegerField(required=False, allow_null=True,
+                                     help_text="A building a coordinator added, by the id of its add review (the "
+                                               "\"review-<id>\" of the exports): to confirm, reject or move it.")
     action = serializers.ChoiceField(choices=Review.Action.choices)
     label = serializers.CharField(required=False, allow_blank=True, max_length=40, help_text="For relabel.")
     lon = serializers.FloatField(required=False, allow_null=True, min_value=-180, max_value=180)
@@ -51,15 +62,15 @@ class ReviewOutput(serializers.ModelSerializer):
 
     class Meta:
         model = Review
-        fields = ["id", "tile", "building", "action", "label", "ground_x", "ground_y", "lon", "lat", "note", "before",
-                  "after", "reviewer", "created_at", "undone", "undone_at", "undone_by"]
+        fields = ["id", "tile", "building", "added", "action", "label", "ground_x", "ground_y", "lon", "lat", "note",
+                  "before", "after", "reviewer", "created_at", "undone", "undone_at", "undone_by"]
 
     def get_undone(self, review: Review) -> bool:
         return review.undone_at is not None
 
 
-def _target(project: Project, data: dict[str, Any]) -> tuple[Tile | None, Building | None]:
-    tile = building = None
+def _target(project: Project, data: dict[str, Any]) -> tuple[Tile | None, Building | None, Review | None]:
+    tile = building = added = None
     if data.get("tile") is not None:
         tile = Tile.objects.select_related("grid").filter(pk=data["tile"], grid__project=project).first()
         if tile is None:
@@ -69,10 +80,17 @@ def _target(project: Project, data: dict[str, Any]) -> tuple[Tile | None, Buildi
         if building is None:
             raise InvalidInput(f"There is no building {data['building']} in this project.",
                                fields={"building": ["not found"]})
-    return tile, building
+    if data.get("added") is not None:
+        added = Review.objects.filter(pk=data["added"], project=project, action=Review.Action.ADD).first()
+        if added is None:
+            raise InvalidInput(f"There is no building added by review {data['added']} in this project.",
+                               fields={"added": ["not found"]})
+    return tile, building, added
 
 
 @extend_schema(parameters=[OpenApiParameter("tile", int), OpenApiParameter("building", int),
+                           OpenApiParameter("added", int, description="An added building's trail: its add review "
+                                                                      "and every review of it."),
                            OpenApiParameter("live", int, enum=[0, 1], description="1: only reviews not undone.")])
 class ReviewList(ListAPIView):
     """GET: the audit trail, newest first: who decided what, when, the state before and after, undone or not.
@@ -87,11 +105,13 @@ class ReviewList(ListAPIView):
         project = access_project(self.request.user, self.kwargs["slug"], coordinate=True)
         reviews = Review.objects.filter(project=project).select_related("reviewer", "undone_by")
         params = self.request.query_params
-        for name in ("tile", "building"):
+        for name in ("tile", "building", "added"):
             if params.get(name):
                 if not params[name].isdigit():
                     raise InvalidInput(f"{name} must be an id.", fields={name: ["not an id"]})
-                reviews = reviews.filter(**{f"{name}_id": int(params[name])})
+                pk = int(params[name])
+                reviews = reviews.filter(Q(added_id=pk) | Q(pk=pk, action=Review.Action.ADD)) if name == "added" \
+                    else reviews.filter(**{f"{name}_id": pk})
         if params.get("live") == "1":
             reviews = reviews.filter(undone_at__isnull=True)
         return reviews.order_by("-created_at", "-id")
@@ -102,9 +122,9 @@ class ReviewList(ListAPIView):
         data = ReviewInput(data=request.data)
         data.is_valid(raise_exception=True)
         values = data.validated_data
-        tile, building = _target(project, values)
+        tile, building, added = _target(project, values)
         review = create_review(project=project, reviewer=request.user, action=values["action"], tile=tile,
-                               building=building, label=values.get("label", ""), lon=values.get("lon"),
+                               building=building, added=added, label=values.get("label", ""), lon=values.get("lon"),
                                lat=values.get("lat"), ground_x=values.get("ground_x"),
                                ground_y=values.get("ground_y"), note=values.get("note", ""))
         return Response(ReviewOutput(review).data, status=status.HTTP_201_CREATED)
@@ -184,12 +204,15 @@ def review_tile_json(project: Project, tile: Tile) -> dict[str, Any]:
                               "n_support": b.n_support, "n_oppose": b.n_oppose, "rejected": state is None,
                               "review_action": review.action if review else None,
                               "review_id": review.pk if review else None, "classification_ids": b.classification_ids})
-    for review in index.added:
-        where = on_tile(review.ground_x, review.ground_y)
+    for added in index.added_buildings:
+        state = added_state(added)
+        shown = state or {"ground_x": added.review.ground_x, "ground_y": added.review.ground_y}
+        where = on_tile(shown["ground_x"], shown["ground_y"])
         if where:
-            buildings.append({"id": None, **where, "crowd_confidence": None, "confidence": 1.0, "n_support": 0,
-                              "n_oppose": 0, "rejected": False, "review_action": "add", "review_id": review.pk,
-                              "classification_ids": []})
+            buildings.append({"id": None, "added": added.pk, **where, "crowd_confidence": None, "confidence": 1.0,
+                              "n_support": 0, "n_oppose": 0, "rejected": state is None, "review_action": "add",
+                              "review_id": added.pk, "latest_action": added.latest.action,
+                              "latest_review_id": added.latest.pk, "classification_ids": []})
     images = sorted(tile.images.all(), key=lambda image: (image.layer.date, image.layer_id))
     return {
         "tile": {"id": tile.pk, "col": tile.col, "row": tile.row, "size": tile.size, "status": tile.status,
@@ -244,11 +267,3 @@ class Publish(APIView):
         project = access_project(request.user, slug, manage=True)
         Project.objects.filter(pk=project.pk).update(published_at=None)
         return Response({"project": project.slug, "published_at": None})
-
-
-def results_visible(user: Any, project: Project) -> bool:
-    """Coordinators always; volunteers who worked on the project once it is published."""
-    if can_coordinate_project(user, project):
-        return True
-    return project.published_at is not None and project.classifications.filter(volunteer=user).exists()
-

@@ -1,7 +1,8 @@
 """The review page (coordinators) and the results page (volunteers, once the results are published).
 
-The review page reads everything through the JSON API (tagging/review_api.py, the classifications
-of a tile); the view checks the role and hands the page its settings.
+Both read everything through the JSON API (tagging/review_api.py and the classifications of a tile;
+tagging/results_api.py and the imagery's XYZ tiles); the views check the role and hand the page its
+settings.
 """
 
 from __future__ import annotations
@@ -10,16 +11,20 @@ from typing import Any
 
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
+from django.db.models import Max, Min
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
+from django.utils.translation import gettext as _
 
 from config.errors import NotAllowed, PlatformError
+from imagery.models import Tile
+from imagery.xyz import SERVABLE, xyz_layer
 from tagging.access import access_project, can_coordinate_project, can_manage_project
-from tagging.consensus_exports import building_records
-from tagging.models import Classification, Project
-from tagging.review_api import results_visible
+from tagging.manage_views import forbidden
+from tagging.models import Project
+from tagging.results import confirmed_buildings_of, contribution, results_visible
 
-RESULTS_SHOWN = 500  # buildings listed on the results page, most certain first
+RESULTS_LISTED = 200  # confirmed buildings of the volunteer listed beside the map, most certain first
 
 
 @login_required
@@ -44,32 +49,41 @@ def review_page(request: HttpRequest, slug: str) -> HttpResponse:
         "can_manage": can_manage_project(request.user, project)})
 
 
-def contribution(project: Project, user: Any, buildings: list[dict[str, Any]]) -> dict[str, Any]:
-    """What the volunteer gave: tiles tagged, buildings marked, and how many of those the consensus confirmed
-    (confidence at least 0.5 with their classification among its classification_ids)."""
-    mine = set(Classification.objects.filter(project=project, volunteer=user).values_list("id", flat=True))
-    marked = [b for b in buildings if mine.intersection(b["classification_ids"])]
-    return {"tiles": len(mine), "buildings_marked": len(marked),
-            "buildings_confirmed": sum(1 for b in marked if b["confidence"] >= 0.5),
-            "marked_ids": {b["building_id"] for b in marked}}
+def imagery_layers(project: Project) -> list[dict[str, Any]]:
+    """The layers the results map can show, oldest first; a layer whose display is not set yet is left out (it
+    cannot be rendered: crowds imported without imagery, layers still being validated)."""
+    layers = project.layers.filter(status__in=SERVABLE).prefetch_related("files").order_by("date", "id")
+    return [xyz_layer(layer).to_json() for layer in layers if (layer.display or {}).get("bands")]
 
 
 @login_required
 def results_page(request: HttpRequest, slug: str) -> HttpResponse:
-    """The published results: the consensus buildings (reviews applied) and the volunteer's own contribution.
-    404 for volunteers until the project is published, and for those who did not work on it."""
+    """The published results as a map: the consensus tiles and buildings (reviews applied) with the volunteer's own
+    tiles and confirmed buildings highlighted, and their contribution in figures. The map reads
+    tagging/results_api.py. 404 for who cannot see the project; a 403 page for members who may not see the
+    results (not published yet, or they tagged nothing)."""
     try:
         project = access_project(request.user, slug)
     except PlatformError as exc:
         raise Http404(exc.message) from exc
     if not results_visible(request.user, project):
-        raise Http404("The results of this project are not published.")
-    buildings = list(building_records(project=project, min_confidence=0.0))
-    mine = contribution(project, request.user, buildings)
-    found = [b for b in buildings if b["confidence"] >= 0.5]
-    found.sort(key=lambda b: -b["confidence"])
+        message = (_("The results of this project are not published yet.") if project.published_at is None
+                   else _("The results are shown to the volunteers who tagged tiles of this project."))
+        return forbidden(request, message, back=f"/projects/{slug}/", back_label=_("Back to the project"))
+    layers = imagery_layers(project)
+    box = Tile.objects.filter(grid__project=project).aggregate(w=Min("west"), s=Min("south"), e=Max("east"),
+                                                               n=Max("north"))
+    extent = [box["w"], box["s"], box["e"], box["n"]] if box["w"] is not None else None
+    if extent is None and layers:
+        extent = layers[-1]["bounds"]
+    config = {
+        "slug": project.slug, "layers": layers, "extent": extent,
+        "answers": [{"key": a["key"], "label": a["label"], "damage": bool(a.get("damage"))} for a in project.answers],
+        "tiles_url": f"/api/v1/projects/{project.slug}/results/tiles.geojson",
+        "buildings_url": f"/api/v1/projects/{project.slug}/results/buildings.geojson",
+    }
     return render(request, "tagging/results.html", {
-        "project": project, "contribution": mine, "count": len(found), "buildings": found[:RESULTS_SHOWN],
-        "shown": min(len(found), RESULTS_SHOWN), "nav_current": "results",
-        "can_coordinate": can_coordinate_project(request.user, project),
+        "project": project, "config": config, "contribution": contribution(project=project, volunteer=request.user),
+        "mine": confirmed_buildings_of(project=project, volunteer=request.user, limit=RESULTS_LISTED),
+        "nav_current": "results", "can_coordinate": can_coordinate_project(request.user, project),
         "can_manage": can_manage_project(request.user, project)})

@@ -2,7 +2,9 @@
 
 A review is never edited or deleted. Undoing one sets undone_at; the latest live review of a tile
 or a building wins (the one with the latest created_at, then the highest id). An "add" review is a
-building of its own (the crowd missed it): it lives until it is undone.
+building of its own (the crowd missed it): it lives until it is undone, and later reviews name it
+(Review.added) to confirm, reject or move it like any building; the latest live one of those wins
+in the same way, and undoing it brings back the one before (or the place the building was added).
 
 The effective state of a tile or building is the crowd's consensus with the winning review
 applied: relabel -> that label, confidence 1; confirm -> confidence 1; reject -> a tile without
@@ -34,39 +36,105 @@ SURE = 0.95
 
 
 @dataclass
-class ReviewIndex:
-    """The live reviews that decide a project's outputs, and every review per target (for the audit trail)."""
+class AddedBuilding:
+    """A building a coordinator added: the add review is its identity, the later reviews of it its state."""
 
-    tiles: dict[int, Review] = field(default_factory=dict)  # tile id -> winning live review
-    buildings: dict[int, Review] = field(default_factory=dict)  # building id -> winning live review
-    added: list[Review] = field(default_factory=list)  # live "add" reviews, in order
+    review: Review  # the "add" review
+    latest: Review  # what decides it: the add review itself, or the decision of the later live reviews
+
+    @property
+    def pk(self) -> int:
+        """The add review's id, which names the building in every output ("review-<id>")."""
+        return self.review.pk
+
+    @property
+    def rejected(self) -> bool:
+        return self.latest.action == A.REJECT
+
+
+@dataclass
+class ReviewIndex:
+    """What the live reviews decide for each tile and building, and every review per target (the audit trail)."""
+
+    tiles: dict[int, Review] = field(default_factory=dict)  # tile id -> decision of its live reviews
+    buildings: dict[int, Review] = field(default_factory=dict)  # building id -> decision of its live reviews
+    added_buildings: list[AddedBuilding] = field(default_factory=list)  # live "add" reviews, in order
     history_tiles: dict[int, list[int]] = field(default_factory=dict)  # tile id -> every review id, undone too
     history_buildings: dict[int, list[int]] = field(default_factory=dict)
+    history_added: dict[int, list[int]] = field(default_factory=dict)  # add review id -> it and every later one
+
+    @property
+    def added(self) -> list[AddedBuilding]:
+        """The added buildings that are on the map: live, and not rejected by a later review."""
+        return [added for added in self.added_buildings if not added.rejected]
 
     @property
     def live_count(self) -> int:
-        return len(self.tiles) + len(self.buildings) + len(self.added)
+        return len(self.tiles) + len(self.buildings) + len(self.added_buildings)
 
 
 EMPTY = ReviewIndex()
 
 
+def decision(reviews: list[Review]) -> Review | None:
+    """What the live reviews of one tile or building add up to (oldest first), as one unsaved Review.
+
+    Each review changes the state the ones before left: a relabel sets the label, a move the place;
+    a reject takes the tile's label or the building away until a later confirm, relabel or move
+    brings it back; a confirm vouches for what is shown. The result carries the latest review's
+    id, and as its action: reject, else relabel or move when one set a label or a place, else
+    confirm. None without reviews: the crowd decides.
+    """
+    if not reviews:
+        return None
+    rejected, label, place = False, "", None
+    for review in reviews:
+        rejected = review.action == A.REJECT
+        if review.action == A.RELABEL:
+            label = review.label
+        elif review.action == A.MOVE:
+            place = review
+    action = A.REJECT if rejected else A.RELABEL if label else A.MOVE if place else A.CONFIRM
+    latest = reviews[-1]
+    return Review(pk=latest.pk, project_id=latest.project_id, tile_id=latest.tile_id,
+                  building_id=latest.building_id, added_id=latest.added_id, action=action, label=label,
+                  ground_x=place.ground_x if place else None, ground_y=place.ground_y if place else None,
+                  lon=place.lon if place else None, lat=place.lat if place else None, note=latest.note,
+                  reviewer_id=latest.reviewer_id, created_at=latest.created_at)
+
+
 def review_index(*, project: Project) -> ReviewIndex:
     """Every review of the project, read once (reviews are a coordinator's work: thousands, not millions)."""
     index = ReviewIndex()
+    adds: dict[int, Review] = {}
+    live: dict[tuple[str, int], list[Review]] = {}
     for review in Review.objects.filter(project=project).order_by("created_at", "id"):
-        if review.building_id is not None:
-            index.history_buildings.setdefault(review.building_id, []).append(review.pk)
-        elif review.tile_id is not None and review.action != A.ADD:
-            index.history_tiles.setdefault(review.tile_id, []).append(review.pk)
-        if review.undone_at is not None:
-            continue
         if review.action == A.ADD:
-            index.added.append(review)
+            target = ("added", review.pk)
+        elif review.added_id is not None:
+            target = ("added", review.added_id)
         elif review.building_id is not None:
-            index.buildings[review.building_id] = review
+            target = ("building", review.building_id)
         elif review.tile_id is not None:
-            index.tiles[review.tile_id] = review
+            target = ("tile", review.tile_id)
+        else:
+            continue  # a review of a building a later consensus no longer finds: in the trail only
+        history = {"added": index.history_added, "building": index.history_buildings, "tile": index.history_tiles}
+        history[target[0]].setdefault(target[1], []).append(review.pk)
+        if review.undone_at is None and review.action == A.ADD:
+            adds[review.pk] = review
+        elif review.undone_at is None:
+            live.setdefault(target, []).append(review)
+    for (kind, pk), reviews in live.items():
+        decided = decision(reviews)
+        assert decided is not None
+        if kind == "tile":
+            index.tiles[pk] = decided
+        elif kind == "building":
+            index.buildings[pk] = decided
+    # The reviews of an added building count while it lives: undoing the add review takes it away, with them.
+    index.added_buildings = [AddedBuilding(add, decision(live.get(("added", pk), [])) or add)
+                             for pk, add in adds.items()]
     return index
 
 
@@ -74,7 +142,7 @@ def review_index(*, project: Project) -> ReviewIndex:
 
 
 def tile_state(consensus: dict[str, Any] | None, review: Review | None) -> dict[str, Any]:
-    """A tile's label and confidence after its review; consensus holds the crowd's label and confidence, if any."""
+    """A tile's label and confidence after its reviews' decision; consensus holds the crowd's label and confidence."""
     label = consensus["label"] if consensus else None
     confidence = consensus["confidence"] if consensus else None
     state = {"label": label, "confidence": confidence, "reviewed": review is not None,
@@ -90,14 +158,17 @@ def tile_state(consensus: dict[str, Any] | None, review: Review | None) -> dict[
     return state
 
 
-def building_state(building: Building | None, review: Review | None) -> dict[str, Any] | None:
-    """A building's location and confidence after its review; None when a review rejected it."""
+def building_state(building: Building | None, review: Review | AddedBuilding | None) -> dict[str, Any] | None:
+    """A building's location and confidence after its reviews' decision; None when they rejected it.
+
+    For a building a coordinator added, building is None and review is the AddedBuilding (or its add review).
+    """
+    if building is None:  # an added building: its reviews are all there is
+        assert review is not None
+        return added_state(review if isinstance(review, AddedBuilding) else AddedBuilding(review, review))
+    assert not isinstance(review, AddedBuilding)
     if review is not None and review.action == A.REJECT:
         return None
-    if building is None:  # an added building: the review is all there is
-        assert review is not None
-        return {"ground_x": review.ground_x, "ground_y": review.ground_y, "lon": review.lon, "lat": review.lat,
-                "confidence": 1.0, "reviewed": True, "review_action": A.ADD, "review_id": review.pk}
     state = {"ground_x": building.ground_x, "ground_y": building.ground_y, "lon": building.lon, "lat": building.lat,
              "confidence": building.confidence, "reviewed": review is not None,
              "review_action": review.action if review else None, "review_id": review.pk if review else None}
@@ -109,23 +180,38 @@ def building_state(building: Building | None, review: Review | None) -> dict[str
     return state
 
 
-def _live_review(*, tile: Tile | None = None, building: Building | None = None) -> Review | None:
-    reviews = Review.objects.filter(undone_at__isnull=True).exclude(action=A.ADD)
-    if building is not None:
-        reviews = reviews.filter(building=building)
-    else:
-        reviews = reviews.filter(tile=tile, building__isnull=True)
-    return reviews.order_by("-created_at", "-id").first()
+def added_state(added: AddedBuilding) -> dict[str, Any] | None:
+    """Where an added building is (where it was added, or moved to last), confidence 1; None once rejected."""
+    if added.rejected:
+        return None
+    place = added.latest if added.latest.action == A.MOVE else added.review
+    return {"ground_x": place.ground_x, "ground_y": place.ground_y, "lon": place.lon, "lat": place.lat,
+            "confidence": 1.0, "reviewed": True, "review_action": A.ADD, "review_id": added.review.pk,
+            "added": added.review.pk, "latest_action": added.latest.action, "latest_review_id": added.latest.pk}
 
 
-def current_tile_state(tile: Tile) -> dict[str, Any]:
+def _live(**target: Any) -> list[Review]:
+    return list(Review.objects.filter(undone_at__isnull=True, **target).exclude(action=A.ADD)
+                .order_by("created_at", "id"))
+
+
+def tile_review_state(tile: Tile) -> dict[str, Any]:
+    """The tile's state: the crowd's label with its live reviews applied."""
     consensus = TileConsensus.objects.filter(tile=tile).values("label", "confidence").first()
-    return tile_state(consensus, _live_review(tile=tile))
+    return tile_state(consensus, decision(_live(tile=tile, building__isnull=True, added__isnull=True)))
 
 
-def current_building_state(building: Building) -> dict[str, Any]:
-    state = building_state(building, _live_review(building=building))
-    return state if state is not None else {"rejected": True, "confidence": building.confidence}
+def building_review_state(building: Building) -> dict[str, Any]:
+    """The crowd building's state with its live reviews applied; a rejected one says so."""
+    state = building_state(building, decision(_live(building=building)))
+    return ({"building": building.pk, **state} if state is not None
+            else {"building": building.pk, "rejected": True, "confidence": building.confidence})
+
+
+def added_review_state(add: Review) -> dict[str, Any]:
+    """The state of the building an add review made, with the live reviews of it applied."""
+    state = added_state(AddedBuilding(add, decision(_live(added=add)) or add))
+    return state if state is not None else {"added": add.pk, "rejected": True, "confidence": 1.0}
 
 
 # --- create and undo -----------------------------------------------------------------------------------------------
@@ -157,71 +243,77 @@ def check_location(*, project: Project, lon: float | None = None, lat: float | N
     return float(ground_x), float(ground_y), float(lon), float(lat)
 
 
-def _after(action: str, before: dict[str, Any], *, label: str, place: tuple[float, float, float, float] | None
-           ) -> dict[str, Any]:
-    if action == A.RELABEL:
-        return {**before, "label": label, "confidence": 1.0, "reviewed": True}
-    if action == A.CONFIRM:
-        return {**before, "confidence": 1.0, "reviewed": True}
-    if action == A.REJECT:
-        return {**before, "rejected": True, "reviewed": True} if "ground_x" in before or "rejected" in before \
-            else {**before, "label": None, "confidence": None, "reviewed": True}
-    assert place is not None  # move and add
-    x, y, lon, lat = place
-    return {**before, "ground_x": x, "ground_y": y, "lon": lon, "lat": lat, "confidence": 1.0, "reviewed": True}
-
-
-def create_review(*, project: Project, reviewer: AbstractBaseUser, action: str, tile: Tile | None = None,
-                  building: Building | None = None, label: str = "", lon: float | None = None,
-                  lat: float | None = None, ground_x: float | None = None, ground_y: float | None = None,
-                  note: str = "") -> Review:
-    """Record a coordinator's decision, with the state before it and the state it sets.
-
-    Raises InvalidInput (with the offending field) when the action does not fit its target, a
-    relabel names no answer of the project, or a location is missing or off the grid. The
-    caller has checked that the reviewer may coordinate the project.
-    """
-    if action not in A.values:
-        raise InvalidInput(f"action must be one of {', '.join(A.values)}.", fields={"action": ["invalid choice"]})
+def _check_target(*, project: Project, action: str, tile: Tile | None, building: Building | None,
+                  added: Review | None) -> None:
     if tile is not None and tile.grid.project_id != project.pk:
         raise NotFound(f"There is no tile {tile.pk} in this project.")
     if building is not None and building.project_id != project.pk:
         raise NotFound(f"There is no building {building.pk} in this project.")
+    if added is not None:
+        if added.project_id != project.pk or added.action != A.ADD:
+            raise NotFound(f"There is no added building {added.pk} in this project.")
+        if building is not None or tile is not None or action == A.ADD:
+            raise InvalidInput("Review an added building alone: name no tile or building, and add no other.",
+                               fields={"added": ["give added alone"]})
+        if added.undone_at is not None:
+            raise Conflict(f"The building added by review {added.pk} was taken back (undone): there is nothing "
+                           f"to change.", fields={"added": ["undone"]})
     if action == A.ADD:
         if building is not None:
             raise InvalidInput("An added building is new: name no building.", fields={"building": ["not allowed"]})
     elif building is not None and tile is not None:
         raise InvalidInput("Review a tile or a building, not both.", fields={"building": ["give tile or building"]})
-    elif building is None and tile is None:
+    elif building is None and tile is None and added is None:
         raise InvalidInput("Name the tile or the building you review.", fields={"tile": ["required"],
                                                                                   "building": ["required"]})
-    elif building is not None and action not in BUILDING_ACTIONS:
+    elif (building is not None or added is not None) and action not in BUILDING_ACTIONS:
         raise InvalidInput(f"A building can be confirmed, rejected or moved, not {action}ed.",
                            fields={"action": ["not for a building"]})
     elif tile is not None and action not in TILE_ACTIONS:
         raise InvalidInput(f"A tile can be confirmed, rejected or relabelled, not {action}d.",
                            fields={"action": ["not for a tile"]})
+
+
+def create_review(*, project: Project, reviewer: AbstractBaseUser, action: str, tile: Tile | None = None,
+                  building: Building | None = None, added: Review | None = None, label: str = "",
+                  lon: float | None = None, lat: float | None = None, ground_x: float | None = None,
+                  ground_y: float | None = None, note: str = "") -> Review:
+    """Record a coordinator's decision on a tile, a crowd building, or a building added by the review `added`,
+    with the state before it and the state it leaves (every live review of the target applied).
+
+    Raises InvalidInput (with the offending field) when the action does not fit its target, a
+    relabel names no answer of the project, or a location is missing or off the grid; Conflict
+    when the added building was undone. The caller has checked that the reviewer may coordinate
+    the project.
+    """
+    if action not in A.values:
+        raise InvalidInput(f"action must be one of {', '.join(A.values)}.", fields={"action": ["invalid choice"]})
+    _check_target(project=project, action=action, tile=tile, building=building, added=added)
     if action == A.RELABEL and label not in project.answer_keys:
         raise InvalidInput(f"label must be one of the project's answers: {', '.join(project.answer_keys)}.",
                            fields={"label": ["required" if not label else "not an answer of the project"]})
     place = None
     if action in (A.MOVE, A.ADD):
         place = check_location(project=project, lon=lon, lat=lat, ground_x=ground_x, ground_y=ground_y)
-    with transaction.atomic():
+    x, y, lon_, lat_ = place if place else (None, None, None, None)
+
+    def state() -> dict[str, Any]:
+        if added is not None:
+            return added_review_state(added)
         if building is not None:
-            before = current_building_state(building)
-        elif action == A.ADD:
-            before = {}
-        else:
-            assert tile is not None
-            before = current_tile_state(tile)
-        after = {"confidence": 1.0, "reviewed": True} if action == A.ADD else {}
-        after |= _after(action, before, label=label, place=place)
-        x, y, lon_, lat_ = place if place else (None, None, None, None)
-        return Review.objects.create(
-            project=project, tile=tile, building=building, action=action,
+            return building_review_state(building)
+        assert tile is not None
+        return tile_review_state(tile)
+
+    with transaction.atomic():
+        before = {} if action == A.ADD else state()
+        review = Review.objects.create(
+            project=project, tile=tile, building=building, added=added, action=action,
             label=label if action == A.RELABEL else "", ground_x=x, ground_y=y, lon=lon_, lat=lat_, note=note,
-            before=before, after=after, reviewer=reviewer)
+            before=before, reviewer=reviewer)
+        review.after = added_review_state(review) if action == A.ADD else state()
+        review.save(update_fields=["after"])
+    return review
 
 
 def undo_review(*, review: Review, user: AbstractBaseUser) -> Review:

@@ -1,5 +1,5 @@
-"""Accessibility: axe-core finds no WCAG 2 A/AA violation on the volunteers' pages, in English and Arabic,
-and a volunteer can tag a tile with the keyboard alone.
+"""Accessibility: axe-core finds no WCAG 2 A/AA violation on the volunteers' pages (the published results
+too), in English and Arabic, and a volunteer can tag a tile with the keyboard alone.
 
 axe-core (MPL-2.0, vendored under tests/browser/vendor from the npm registry) is injected into
 each page by the test; it is not served by the platform.
@@ -9,13 +9,16 @@ from pathlib import Path
 
 import pytest
 from django.contrib.auth import get_user_model
+from django.utils import timezone
 
-from tagging.models import Classification
+from imagery.models import Tile
+from tagging.classifications import record_classification
+from tagging.models import Classification, Project
 from tests.browser.test_volunteer_browser import ARTIFACTS, chromium, demo  # noqa: F401 (fixtures)
 
 AXE = Path(__file__).with_name("vendor") / "axe-4.10.2.min.js"
 PAGES = ["/", "/projects/demo/tag/?tutorial=1", "/projects/demo/tag/", "/projects/demo/me/", "/account/",
-         "/projects/demo/"]
+         "/projects/demo/", "/projects/demo/results/"]
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -30,7 +33,11 @@ def sign_in(page, base: str) -> None:
 
 @pytest.mark.parametrize("language", ["en", "ar"])
 def test_no_wcag_violations_on_the_volunteer_pages(chromium, live_server, demo, language) -> None:  # noqa: F811
-    get_user_model().objects.create_user("reader", password="reader-pass-123")
+    reader = get_user_model().objects.create_user("reader", password="reader-pass-123")
+    # The reader has tagged a tile of the demo, whose results are published: the results page opens to them.
+    record_classification(volunteer=reader, tile=demo.exclude(status=Tile.Status.GOLD).order_by("id").first(),
+                          answer="no_damage", marks=[], seconds=9.0, imported=True)
+    Project.objects.filter(slug="demo").update(published_at=timezone.now())
     context = chromium.new_context(locale=language, viewport={"width": 1280, "height": 800})
     page = context.new_page()
     found = {}
@@ -39,7 +46,7 @@ def test_no_wcag_violations_on_the_volunteer_pages(chromium, live_server, demo, 
         found[path] = audit(page)
     sign_in(page, live_server.url)
     for path in PAGES:
-        page.goto(live_server.url + path)
+        assert page.goto(live_server.url + path).status == 200, path
         page.wait_for_load_state("networkidle")
         found[path] = audit(page)
     context.close()

@@ -54,6 +54,10 @@ API = [  # (level, method, path, body)
     ("coordinate", "get", "/api/v1/projects/p/reviews/", None),
     ("coordinate", "post", "/api/v1/projects/p/reviews/", {}),
     ("coordinate", "get", "/api/v1/projects/p/evidence.zip", None),
+    # The results: coordinators at any time; volunteers only once published (p is not), see test_results.py.
+    ("coordinate", "get", "/api/v1/projects/p/results/", None),
+    ("coordinate", "get", "/api/v1/projects/p/results/tiles.geojson", None),
+    ("coordinate", "get", "/api/v1/projects/p/results/buildings.geojson", None),
     ("manage", "get", "/api/v1/projects/p/settings/", None),
     ("manage", "get", "/api/v1/projects/p/members/", None),
     ("manage", "post", "/api/v1/projects/p/status/", {"status": "no-such-status"}),
@@ -68,6 +72,7 @@ PAGES = [
     ("coordinate", "/projects/p/dashboard/"),
     ("coordinate", "/projects/p/map/"),
     ("coordinate", "/projects/p/review/"),
+    ("coordinate", "/projects/p/results/"),  # until published
     ("manage", "/projects/p/settings/"),
     ("manage", "/projects/p/upload/"),
     ("manage", "/projects/p/gold/"),

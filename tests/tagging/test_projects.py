@@ -1,10 +1,14 @@
 """Creating projects from the API and the command line."""
 
+import re
+
 import pytest
 from django.core.management import CommandError, call_command
+from django.urls import URLResolver, get_resolver
 from rest_framework.test import APIClient
 
 from tagging.models import Membership, Project
+from tagging.projects import RESERVED_SLUGS
 
 pytestmark = pytest.mark.django_db
 
@@ -60,6 +64,59 @@ def test_a_taken_slug_is_a_409(admin_user) -> None:
     response = api.post("/api/v1/projects/", {"slug": "a", "name": "A"}, format="json")
     assert response.status_code == 409
     assert Project.objects.count() == 1
+
+
+def routes(patterns: list, prefix: str = "") -> list[str]:
+    found = []
+    for pattern in patterns:
+        route = prefix + str(pattern.pattern)
+        found += routes(pattern.url_patterns, route) if isinstance(pattern, URLResolver) else [route]
+    return found
+
+
+def literal_segments_under_projects() -> set[str]:
+    """Every fixed path segment after projects/ in the URL configuration that a slug could spell."""
+    segments = set()
+    for route in routes(get_resolver().url_patterns):
+        found = re.search(r"(?:^|/)projects/(.*)", route)
+        if found:
+            segments |= {s for s in found.group(1).split("/") if s and "<" not in s and re.fullmatch(r"[-\w]+", s)}
+    return segments
+
+
+def test_every_literal_segment_under_projects_is_a_reserved_slug() -> None:
+    segments = literal_segments_under_projects()
+    assert {"new", "tag", "map", "results", "review"} <= segments  # the walk sees the pages
+    assert segments <= RESERVED_SLUGS, sorted(segments - RESERVED_SLUGS)
+
+
+@pytest.mark.parametrize("slug", sorted(RESERVED_SLUGS))
+def test_a_reserved_slug_is_a_400_naming_the_slug(admin_user, slug: str) -> None:
+    api = APIClient()
+    api.force_authenticate(admin_user)
+    response = api.post("/api/v1/projects/", {"slug": slug, "name": "Shadowed"}, format="json")
+    assert response.status_code == 400, response.json()
+    error = response.json()["error"]
+    assert error["fields"] == {"slug": ["reserved"]} and f"'{slug}' is reserved" in error["message"]
+    assert not Project.objects.exists()
+
+
+def test_the_new_project_page_stays_the_form_and_new_cannot_be_taken(client, admin_user) -> None:
+    """The form posts to the API, so its answer (and its message, shown by the form) is the 400 above."""
+    client.force_login(admin_user)
+    assert client.post("/api/v1/projects/", {"slug": "new", "name": "New"},
+                       content_type="application/json").status_code == 400
+    page = client.get("/projects/new/")
+    assert page.status_code == 200 and page.context["is_new"] is True
+    with pytest.raises(CommandError, match="reserved"):
+        call_command("create_project", "new", "--name", "New")
+    assert api_slugs(admin_user) == []
+
+
+def api_slugs(user) -> list[str]:
+    api = APIClient()
+    api.force_authenticate(user)
+    return [p["slug"] for p in api.get("/api/v1/projects/").json()]
 
 
 def test_create_project_command(capsys) -> None:

@@ -163,6 +163,109 @@ def test_the_audit_trail_keeps_before_after_reviewer_and_undo(made, coordinator)
     assert Review.objects.filter(project=made.project).count() == 1  # never deleted
 
 
+def added_feature(api: APIClient, add_id: int) -> dict | None:
+    return next((f for f in geojson(api, "buildings")["features"] if f["id"] == f"review-{add_id}"), None)
+
+
+def test_a_building_a_coordinator_added_is_moved_and_rejected_later_and_undo_goes_back_step_by_step(
+        made, django_user_model, coordinator) -> None:
+    api = client_for(coordinator)
+    other = client_for(member(django_user_model, made.project, Membership.Role.COORDINATOR, "coord2"))
+    grid = Grid.objects.get(project=made.project)
+    x, y = grid.origin_x + 100, grid.origin_y - 100
+    add = review(api, action="add", ground_x=x, ground_y=y, note="missed by the crowd")
+    move = review(other, added=add["id"], action="move", ground_x=x + 6, ground_y=y - 2, note="centre of the roof")
+
+    moved = added_feature(api, add["id"])  # the same building (same id), at its new place
+    assert moved["properties"]["ground_x"] == pytest.approx(x + 6) and moved["properties"]["confidence"] == 1.0
+    assert moved["geometry"]["coordinates"] == [pytest.approx(move["lon"]), pytest.approx(move["lat"])]
+    assert move["added"] == add["id"] and move["building"] is None and move["tile"] is None
+    assert move["before"]["ground_x"] == pytest.approx(x) and move["after"]["ground_x"] == pytest.approx(x + 6)
+    row = next(r for r in csv_rows(api, "buildings") if r["review_id"] == str(add["id"]))
+    assert float(row["ground_x"]) == pytest.approx(x + 6)
+
+    reject = review(api, added=add["id"], action="reject", note="a shadow after all")
+    assert reject["before"]["ground_x"] == pytest.approx(x + 6) and reject["after"]["rejected"] is True
+    assert added_feature(api, add["id"]) is None
+    assert not any(r["review_id"] == str(add["id"]) for r in csv_rows(api, "buildings"))
+
+    assert api.post(f"/api/v1/reviews/{reject['id']}/undo/").status_code == 200
+    assert added_feature(api, add["id"])["properties"]["ground_x"] == pytest.approx(x + 6)  # back where moved
+    assert api.post(f"/api/v1/reviews/{move['id']}/undo/").status_code == 200
+    assert added_feature(api, add["id"])["properties"]["ground_x"] == pytest.approx(x)  # back where added
+
+    trail = api.get(f"{BASE}/reviews/?added={add['id']}").json()["results"]
+    assert [(r["id"], r["action"], r["undone"]) for r in trail] == [
+        (reject["id"], "reject", True), (move["id"], "move", True), (add["id"], "add", False)]
+    assert trail[1]["reviewer"] == "coord2" and trail[1]["note"] == "centre of the roof"
+    assert Review.objects.filter(project=made.project).count() == 3  # nothing edited, nothing deleted
+
+
+def test_undoing_the_add_takes_the_building_away_whatever_came_after(made, coordinator) -> None:
+    api = client_for(coordinator)
+    grid = Grid.objects.get(project=made.project)
+    add = review(api, action="add", ground_x=grid.origin_x + 80, ground_y=grid.origin_y - 80)
+    review(api, added=add["id"], action="move", ground_x=grid.origin_x + 90, ground_y=grid.origin_y - 90)
+    api.post(f"/api/v1/reviews/{add['id']}/undo/")
+    assert added_feature(api, add["id"]) is None
+    late = api.post(f"{BASE}/reviews/", {"added": add["id"], "action": "confirm"}, format="json")
+    assert late.status_code == 409 and late.json()["error"]["fields"] == {"added": ["undone"]}
+
+
+def test_the_review_tile_shows_an_added_building_where_it_was_moved(made, coordinator) -> None:
+    api = client_for(coordinator)
+    tile_id = int(made.tile_ids[0])
+    bounds = api.get(f"{BASE}/review/tiles/{tile_id}/").json()["tile"]["bounds"]
+    add = review(api, tile=tile_id, action="add", ground_x=bounds[0] + 20, ground_y=bounds[3] - 20)
+    move = review(api, added=add["id"], action="move", ground_x=bounds[0] + 30, ground_y=bounds[3] - 20)
+    shown = next(b for b in api.get(f"{BASE}/review/tiles/{tile_id}/").json()["buildings"]
+                 if b.get("added") == add["id"])
+    pixel = (bounds[2] - bounds[0]) / made.project.tile_size
+    assert shown["x"] == pytest.approx(30 / pixel, abs=0.01) and shown["latest_review_id"] == move["id"]
+    assert shown["rejected"] is False and shown["latest_action"] == "move"
+
+
+def test_a_confirm_after_a_move_keeps_the_building_where_it_was_moved(made, coordinator) -> None:
+    """Each review changes the state the ones before left: what its "after" says is what every output shows."""
+    api = client_for(coordinator)
+    building = sure_building(made)
+    move = review(api, building=building.pk, action="move", ground_x=building.ground_x + 5,
+                  ground_y=building.ground_y)
+    confirm = review(api, building=building.pk, action="confirm")
+    assert confirm["after"]["ground_x"] == pytest.approx(building.ground_x + 5)
+    feature = next(f for f in geojson(api, "buildings")["features"] if f["id"] == building.pk)
+    assert feature["properties"]["ground_x"] == pytest.approx(building.ground_x + 5)
+    assert feature["properties"]["review_id"] == confirm["id"]
+    assert feature["properties"]["review_ids"] == [move["id"], confirm["id"]]
+    api.post(f"/api/v1/reviews/{move['id']}/undo/")  # the confirm alone: the crowd's place, vouched for
+    feature = next(f for f in geojson(api, "buildings")["features"] if f["id"] == building.pk)
+    assert feature["properties"]["ground_x"] == pytest.approx(building.ground_x)
+    assert feature["properties"]["confidence"] == 1.0
+
+
+def test_a_tile_relabelled_then_confirmed_keeps_the_coordinators_label(made, coordinator) -> None:
+    api = client_for(coordinator)
+    tile_id = int(made.tile_ids[4])
+    label = other_label(made, tile_id)
+    review(api, tile=tile_id, action="relabel", label=label)
+    confirm = review(api, tile=tile_id, action="confirm")
+    assert confirm["before"]["label"] == confirm["after"]["label"] == label
+    feature = next(f for f in geojson(api, "tiles")["features"] if f["id"] == tile_id)
+    assert feature["properties"]["label"] == label and feature["properties"]["confidence"] == 1.0
+
+
+def test_a_reviewed_building_the_next_consensus_no_longer_finds_stays_in_the_trail(made, coordinator) -> None:
+    api = client_for(coordinator)
+    building = sure_building(made)
+    rejected = review(api, building=building.pk, action="reject")
+    assert rejected["before"]["building"] == building.pk
+    Building.objects.filter(pk=building.pk).delete()  # what a recompute does to a building it does not find again
+    stored = Review.objects.get(pk=rejected["id"])
+    assert stored.building_id is None and stored.before["building"] == building.pk
+    assert building.pk not in {f["id"] for f in geojson(api, "buildings")["features"]}
+    assert api.get(f"{BASE}/reviews/").json()["count"] == 1
+
+
 @pytest.mark.parametrize(("payload", "field"), [
     ({"action": "relabel", "label": "rubble"}, "label"),
     ({"action": "relabel"}, "label"),
@@ -174,15 +277,34 @@ def test_the_audit_trail_keeps_before_after_reviewer_and_undo(made, coordinator)
     ({"action": "add", "lon": 500.0, "lat": 10.0}, "lon"),
     ({"action": "confirm", "tile": 999999}, "tile"),
     ({"action": "reject", "building": 999999}, "building"),
+    ({"action": "move", "added": 999999, "lon": 38.5, "lat": 36.0}, "added"),
 ])
 def test_invalid_reviews_are_400_naming_the_field(made, coordinator, payload, field) -> None:
     payload = {"tile": int(made.tile_ids[0]), **payload}
-    if payload["action"] in ("add",) or "building" in payload:
+    if payload["action"] in ("add",) or "building" in payload or "added" in payload:
         payload.pop("tile")
     response = client_for(coordinator).post(f"{BASE}/reviews/", payload, format="json")
     assert response.status_code == 400, response.json()
     assert field in response.json()["error"]["fields"], response.json()
     assert not Review.objects.exists()
+
+
+def test_a_review_of_an_added_building_names_it_alone_and_is_a_building_action(made, coordinator) -> None:
+    api = client_for(coordinator)
+    grid = Grid.objects.get(project=made.project)
+    add = review(api, action="add", ground_x=grid.origin_x + 50, ground_y=grid.origin_y - 50)
+    cases = [({"added": add["id"], "action": "relabel", "label": made.project.answer_keys[0]}, "action"),
+             ({"added": add["id"], "building": sure_building(made).pk, "action": "reject"}, "added"),
+             ({"added": add["id"], "tile": int(made.tile_ids[0]), "action": "confirm"}, "added"),
+             ({"added": add["id"], "action": "add", "ground_x": grid.origin_x + 60, "ground_y": grid.origin_y - 60},
+              "added")]
+    for payload, field in cases:
+        response = api.post(f"{BASE}/reviews/", payload, format="json")
+        assert response.status_code == 400 and field in response.json()["error"]["fields"], (payload, response.json())
+    confirmed = review(api, added=add["id"], action="confirm")  # not an add review: there is no such building
+    response = api.post(f"{BASE}/reviews/", {"added": confirmed["id"], "action": "reject"}, format="json")
+    assert response.status_code == 400 and response.json()["error"]["fields"] == {"added": ["not found"]}
+    assert Review.objects.filter(project=made.project).count() == 2
 
 
 def test_a_move_needs_a_building_inside_the_grid(made, coordinator) -> None:
@@ -247,7 +369,7 @@ def test_publishing_opens_the_results_to_volunteers_who_worked_on_the_project(ma
     worker = made.users[int(made.crowd.vote_volunteer[0])]
     url = "/projects/city/results/"
     client.force_login(worker)
-    assert client.get(url).status_code == 404
+    assert client.get(url).status_code == 403  # they can see the project, not yet its results
     assert client_for(worker).post(f"{BASE}/publish/").status_code == 403
     assert client_for(coordinator).post(f"{BASE}/publish/").status_code == 403  # managers and admins publish
     manager = member(django_user_model, made.project, Membership.Role.MANAGER, "boss2")
@@ -262,13 +384,14 @@ def test_publishing_opens_the_results_to_volunteers_who_worked_on_the_project(ma
                     if mine.intersection(b.classification_ids))
     assert page.context["contribution"]["tiles"] == len(mine)
     assert page.context["contribution"]["buildings_confirmed"] == confirmed
-    assert page.context["count"] == Building.objects.filter(project=made.project, confidence__gte=0.5).count()
+    assert page.context["contribution"]["buildings_found"] == Building.objects.filter(
+        project=made.project, confidence__gte=0.5).count()
     stranger = django_user_model.objects.create_user("stranger")
     client.force_login(stranger)
-    assert client.get(url).status_code == 404  # published, but not to people who did not take part
+    assert client.get(url).status_code == 403  # published, but not to people who did not take part
     assert client_for(manager).delete(f"{BASE}/publish/").json()["published_at"] is None
     client.force_login(worker)
-    assert client.get(url).status_code == 404
+    assert client.get(url).status_code == 403
 
 
 def test_the_review_page_is_for_coordinators(made, client, coordinator, volunteer) -> None:

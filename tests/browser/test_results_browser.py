@@ -1,0 +1,141 @@
+"""A volunteer opens the published results of the demo project in a real browser.
+
+The crowd of tests/browser/test_map_browser.py votes on every tile; our volunteer tags two of them,
+marking the destroyed buildings on them; the consensus is recomputed and a manager publishes. The
+volunteer then sees the imagery, the tiles coloured by the consensus with their own two outlined,
+and the confirmed buildings they marked highlighted, in English and Arabic. Screenshots go to
+test-artifacts/browser/results-*.png.
+"""
+
+import json
+
+import pytest
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.utils import timezone
+from pyproj import Transformer
+
+from imagery.models import Tile
+from tagging.classifications import MarkInput, record_classification
+from tagging.consensus_store import recompute_project
+from tagging.models import Building, Classification, Project
+from tests.browser.test_accessibility import audit
+from tests.browser.test_map_browser import crowd_votes, sign_in
+from tests.browser.test_volunteer_browser import ARTIFACTS, chromium, demo  # noqa: F401 (fixtures)
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+PASSWORD = "volunteer-pass-123"
+
+
+def tag_two_tiles(project: Project, username: str) -> list[int]:
+    """A volunteer answers "destroyed" on the first two tiles with a point on each truly destroyed building."""
+    truth = json.loads((settings.DATA_DIR / "demo" / "truth.geojson").read_text())
+    to_grid = Transformer.from_crs("EPSG:4326", project.grid.crs, always_xy=True)
+    destroyed = [to_grid.transform(*f["geometry"]["coordinates"]) for f in truth["features"]
+                 if f["properties"]["destroyed"]]
+    after = str(project.layers.order_by("date").last().date)
+    user = get_user_model().objects.create_user(username, password=PASSWORD)
+    tiles = list(Tile.objects.filter(grid__project=project).exclude(status=Tile.Status.GOLD).order_by("row", "col"))
+    mine = []
+    for tile in tiles:
+        pixel = (tile.maxx - tile.minx) / tile.size
+        marks = [MarkInput((x - tile.minx) / pixel, (tile.maxy - y) / pixel, after) for x, y in destroyed
+                 if tile.minx + 3 < x < tile.maxx - 3 and tile.miny + 3 < y < tile.maxy - 3]
+        if marks:
+            record_classification(volunteer=user, tile=tile, answer="destroyed", seconds=15.0, imported=True,
+                                  marks=marks)
+            mine.append(tile.pk)
+        if len(mine) == 2:
+            break
+    recompute_project(project_id=project.pk)
+    return mine
+
+
+@pytest.fixture
+def published(demo):  # noqa: F811
+    project = Project.objects.get(slug="demo")
+    crowd_votes(project)
+    mine = tag_two_tiles(project, "helper-vol")
+    project.published_at = timezone.now()
+    project.save(update_fields=["published_at"])
+    return project, mine
+
+
+def wait_for_results(page) -> None:
+    page.wait_for_function("""() => { const r = document.getElementById("results");
+        return r.dataset.loading === "0" && Number(r.dataset.tilesDrawn) > 0
+               && Number(r.dataset.buildingsDrawn) > 0; }""", timeout=15_000)
+    page.wait_for_function("""() => [...document.querySelectorAll("#results-map img.leaflet-tile")]
+                                      .filter(i => i.complete && i.naturalWidth > 1).length >= 1""", timeout=20_000)
+    page.wait_for_timeout(400)  # Leaflet's fade-in
+
+
+@pytest.mark.parametrize("language", ["en", "ar"])
+def test_a_volunteer_sees_their_contribution_on_the_results_map(chromium, live_server, published,  # noqa: F811
+                                                                language) -> None:
+    project, mine = published
+    assert len(mine) == 2
+    user = get_user_model().objects.get(username="helper-vol")
+    my_votes = set(Classification.objects.filter(volunteer=user).values_list("id", flat=True))
+    confirmed = {b.pk for b in Building.objects.filter(project=project, confidence__gte=0.5)
+                 if my_votes.intersection(b.classification_ids)}
+    assert confirmed, "the volunteer's marks are on buildings the consensus confirms"
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+
+    context = chromium.new_context(locale=language, viewport={"width": 1366, "height": 900})
+    page = context.new_page()
+    errors, failed = [], []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    page.on("response", lambda r: failed.append(f"{r.status} {r.url}") if r.status >= 400 else None)
+    sign_in(page, live_server.url, "helper-vol", PASSWORD)
+    page.goto(f"{live_server.url}/projects/demo/results/")
+    assert page.get_attribute("html", "dir") == ("rtl" if language == "ar" else "ltr")
+    wait_for_results(page)
+
+    root = "#results"
+    assert int(page.get_attribute(root, "data-mine-tiles")) == 2
+    assert int(page.get_attribute(root, "data-tiles-drawn")) == Tile.objects.filter(
+        grid__project=project, consensus__isnull=False).count()
+    assert int(page.get_attribute(root, "data-mine-buildings")) == len(confirmed)
+    assert int(page.get_attribute(root, "data-buildings-drawn")) == Building.objects.filter(
+        project=project, confidence__gte=0.5).count()
+    assert page.inner_text("#my-tiles") == "2" and page.inner_text("#my-buildings") == str(len(confirmed))
+    status = page.inner_text("#results-status")
+    assert status and any(ch.isdigit() for ch in status)
+    page.screenshot(path=str(ARTIFACTS / f"results-{language}-1-map.png"), full_page=True)
+
+    # Only mine: the other tiles and buildings step back.
+    page.check("#only-mine")
+    page.wait_for_function("document.getElementById('results').dataset.tilesDrawn === '2'")
+    assert int(page.get_attribute(root, "data-buildings-drawn")) == len(confirmed)
+    page.locator("#results-map").scroll_into_view_if_needed()
+    page.screenshot(path=str(ARTIFACTS / f"results-{language}-2-only-mine.png"))
+
+    # A building the volunteer marked says so in its pop-up.
+    building = Building.objects.get(pk=min(confirmed))
+    at = page.evaluate("""([lat, lon]) => { const p = ProjectResults.map.latLngToContainerPoint([lat, lon]);
+        const r = document.getElementById('results-map').getBoundingClientRect();
+        return [r.left + p.x, r.top + p.y]; }""", [building.lat, building.lon])
+    page.mouse.click(*at)
+    page.wait_for_selector(".leaflet-popup .map-popup.building .badge.mine")
+    page.wait_for_timeout(400)
+    page.screenshot(path=str(ARTIFACTS / f"results-{language}-3-popup.png"))
+    page.keyboard.press("Escape")
+
+    assert audit(page) == []
+    context.close()
+    assert not errors, errors
+    assert not failed, failed
+
+
+def test_a_volunteer_waits_for_the_publication(chromium, live_server, demo) -> None:  # noqa: F811
+    project = Project.objects.get(slug="demo")
+    crowd_votes(project)
+    tag_two_tiles(project, "helper-vol")
+    context = chromium.new_context()
+    page = context.new_page()
+    sign_in(page, live_server.url, "helper-vol", PASSWORD)
+    response = page.goto(f"{live_server.url}/projects/demo/results/")
+    assert response.status == 403
+    assert "not published yet" in page.inner_text("main")
+    context.close()
