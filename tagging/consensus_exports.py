@@ -9,8 +9,9 @@ Coordinators' reviews (tagging/reviews.py) are applied by default: a relabelled 
 reviewer's label with confidence 1, a rejected building is left out, a moved one is at its new
 place, an added one is exported with confidence 1 and no votes. With reviews=False the export is
 the crowd's alone. Every row says whether a review decided it (reviewed, review_action,
-review_id) and names every review of its tile or building (review_ids, undone ones too) and the
-classifications behind it (chain of custody).
+review_id) and names every review of its tile or building (review_ids, undone ones too; for an added
+building its add review and every later review of it) and the classifications behind it (chain of
+custody).
 
 A CSV file holds rows only (spreadsheets and csv.DictReader choke on comment lines); its
 provenance is the same JSON as a GeoJSON collection's "properties", served beside it
@@ -249,16 +250,18 @@ def building_records(*, project: Project, base_url: str = "", min_confidence: fl
             "votes_url": f"{base_url}/api/v1/buildings/{b.pk}/classifications/", "source": "crowd",
             "reviewed": state["reviewed"], "review_action": state["review_action"], "review_id": state["review_id"],
             "review_ids": index.history_buildings.get(b.pk, []), "crowd_confidence": b.confidence}
-    for review in index.added:
-        state = building_state(None, review)
+    for added in index.added:
+        state = building_state(None, added)
         assert state is not None
+        # review_id names the building ("review-<id>", its add review); review_ids every review of it, the add
+        # review first and undone ones too, like a crowd building's.
         yield {
             "building_id": None, "lon": state["lon"], "lat": state["lat"], "ground_x": state["ground_x"],
             "ground_y": state["ground_y"], "confidence": 1.0, "uncertainty_m": 0.0, "votes_for": 0,
             "votes_against": 0, "last_intact": None, "first_destroyed": None, "window_confidence": None,
             "is_gold": False, "classification_ids": [], "opposing_classification_ids": [], "votes_url": None,
-            "source": "review", "reviewed": True, "review_action": "add", "review_id": review.pk,
-            "review_ids": [review.pk], "crowd_confidence": None}
+            "source": "review", "reviewed": True, "review_action": "add", "review_id": added.pk,
+            "review_ids": index.history_added.get(added.pk, [added.pk]), "crowd_confidence": None}
 
 
 def feature_id(p: dict[str, Any]) -> str | int:

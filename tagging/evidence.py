@@ -2,7 +2,8 @@
 
 It holds the consensus exports with the reviews applied and without them; every classification
 and mark; the gold tiles, each volunteer's gold results and estimated reliability; every review
-with the state before and after it; the imagery layers (files, dates, CRS, SHA-256); the grid;
+with what it decides (target; an added building's reviews name it in `added`) and the state before
+and after it (reviews.json, reviews.csv); the imagery layers (files, dates, CRS, SHA-256); the grid;
 the method, its parameters and the code version; a methodology note; and MANIFEST.sha256, the
 SHA-256 of every other file (check with `sha256sum -c MANIFEST.sha256` in the unzipped folder).
 
@@ -43,6 +44,7 @@ from tagging.consensus_exports import EXPORTS, _run_summary, export_text, layers
 from tagging.consensus_store import access_latest_run
 from tagging.gis_exports import GIS_EXPORTS, kml_text, write_gpkg
 from tagging.models import Classification, GoldAnswer, Mark, Project, Review, VolunteerReliability
+from tagging.reviews import target_of
 
 CODE_VERSION = "0.1.0"  # the platform's version when git cannot tell (an installed copy without .git)
 MANIFEST = "MANIFEST.sha256"
@@ -155,7 +157,9 @@ def _write_members(bundle: _Bundle, project: Project, min_confidence: float) -> 
     bundle.csv("gold/gold_tiles.csv", ["tile_id", "tile_col", "tile_row", "answer", "marks_px"], gold_rows(project))
     bundle.csv("gold/gold_results.csv", GOLD_RESULT_COLUMNS, gold_result_rows(project))
     bundle.csv("volunteers/reliability.csv", RELIABILITY_COLUMNS, reliability_rows(project))
-    bundle.json("reviews.json", reviews_json(project))
+    reviews = reviews_json(project)
+    bundle.json("reviews.json", reviews)
+    bundle.csv("reviews.csv", REVIEW_COLUMNS, review_rows(reviews))
     bundle.json("imagery.json", imagery_json(project))
     bundle.json("grid.json", grid_json(project))
     method = method_json(project, generated_at=generated_at, min_confidence=min_confidence)
@@ -242,15 +246,36 @@ def reliability_rows(project: Project) -> Iterator[list[Any]]:
                r.hit_rate, r.false_rate, json.dumps(r.confusion)]
 
 
+REVIEW_COLUMNS = ["id", "target", "tile_id", "building_id", "added", "action", "label", "ground_x", "ground_y", "lon",
+                  "lat", "note", "reviewer", "created_at", "undone_at", "undone_by", "before", "after"]
+TARGET_PREFIX = {"tile": "tile", "building": "building", "added": "review"}
+
+
+def review_target(review: Review) -> str | None:
+    """What the review decides, as the exports name it: "tile-<id>", "building-<id>", or "review-<id of the add
+    review>" for a building a coordinator added (its add review and every later review of it); None for a review
+    of a building a later consensus no longer finds."""
+    target = target_of(review)
+    return f"{TARGET_PREFIX[target[0]]}-{target[1]}" if target else None
+
+
 def reviews_json(project: Project) -> list[dict[str, Any]]:
-    """Every review, undone ones too, oldest first: what was decided on what, the state before and after."""
-    return [{"id": r.pk, "tile_id": r.tile_id, "building_id": r.building_id, "action": r.action,
-             "label": r.label or None, "ground_x": r.ground_x, "ground_y": r.ground_y, "lon": r.lon, "lat": r.lat,
-             "note": r.note, "before": r.before, "after": r.after,
+    """Every review, undone ones too, in the order they count (created_at, then id): what was decided on what
+    (target groups the reviews of one tile or building), the state before and after, who, when, undone or not."""
+    return [{"id": r.pk, "target": review_target(r), "tile_id": r.tile_id, "building_id": r.building_id,
+             "added": r.added_id, "action": r.action, "label": r.label or None, "ground_x": r.ground_x,
+             "ground_y": r.ground_y, "lon": r.lon, "lat": r.lat, "note": r.note,
              "reviewer": pseudonym(project, r.reviewer_id, prefix="c"), "created_at": r.created_at.isoformat(),
              "undone_at": r.undone_at.isoformat() if r.undone_at else None,
-             "undone_by": pseudonym(project, r.undone_by_id, prefix="c")}
+             "undone_by": pseudonym(project, r.undone_by_id, prefix="c"), "before": r.before, "after": r.after}
             for r in Review.objects.filter(project=project).order_by("created_at", "id")]
+
+
+def review_rows(reviews: list[dict[str, Any]]) -> Iterator[list[Any]]:
+    """reviews.json as rows of reviews.csv: the states before and after as JSON text."""
+    for review in reviews:
+        yield [json.dumps(review[c], sort_keys=True) if c in ("before", "after") else review[c]
+               for c in REVIEW_COLUMNS]
 
 
 # --- imagery, grid, method ------------------------------------------------------------------------------------------
@@ -335,6 +360,21 @@ the crowd: a relabelled tile takes the reviewer's label with confidence 1, a rej
 moved or confirmed building has confidence 1, an added building has confidence 1 and no votes. The exports
 under `consensus/reviewed/` apply them; those under `consensus/crowd/` are the crowd's consensus alone.
 Buildings are exported from confidence {method['min_confidence']}.
+
+## Replaying the reviews
+
+`reviews.json` (and the same rows in `reviews.csv`) lists every review in the order they count: by
+`created_at`, then `id`. `target` says what each decides: `tile-<id>`, `building-<id>`, or `review-<id>` for
+a building a coordinator added; that building is its `add` review (the `review-<id>` of the exports), and the
+later reviews of it name it in `added`. To replay, take each target's reviews in order and drop the undone ones
+(`undone_at` set). A tile or crowd building then starts from the crowd's consensus and each review changes the
+state the ones before left: `relabel` sets the label, `move` the place (`ground_x`, `ground_y` in the grid's
+CRS, `lon`, `lat` in WGS84); `reject` takes the tile's label or the building away until a later `confirm`,
+`relabel` or `move` brings it back; each leaves confidence 1. An added building exists while its `add` review
+is not undone, at the place of its last live `move` (else where it was added), unless its last live review is a
+`reject`. Each review's `before` and `after` are the state it found and the state it left, so each step can be
+checked on its own. A review without a target is of a building a later consensus run no longer finds; it is
+kept for the record.
 
 ## Chain of custody
 

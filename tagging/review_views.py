@@ -14,6 +14,8 @@ from django.core.exceptions import PermissionDenied
 from django.db.models import Max, Min
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
+from django.utils.html import escape, format_html
+from django.utils.safestring import SafeString, mark_safe
 from django.utils.translation import gettext as _
 
 from config.errors import NotAllowed, PlatformError
@@ -82,8 +84,26 @@ def results_page(request: HttpRequest, slug: str) -> HttpResponse:
         "tiles_url": f"/api/v1/projects/{project.slug}/results/tiles.geojson",
         "buildings_url": f"/api/v1/projects/{project.slug}/results/buildings.geojson",
     }
+    mine = confirmed_buildings_of(project=project, volunteer=request.user, limit=RESULTS_LISTED)
+    for building in mine:
+        building["destroyed"] = destroyed_window(building.get("last_intact"), building.get("first_destroyed"))
     return render(request, "tagging/results.html", {
         "project": project, "config": config, "contribution": contribution(project=project, volunteer=request.user),
-        "mine": confirmed_buildings_of(project=project, volunteer=request.user, limit=RESULTS_LISTED),
+        "mine": mine,
         "nav_current": "results", "can_coordinate": can_coordinate_project(request.user, project),
         "can_manage": can_manage_project(request.user, project)})
+
+
+def destroyed_window(last_intact: str | None, first_destroyed: str | None) -> SafeString | str:
+    """When a building was destroyed, as a sentence for the results page. Each date is isolated and kept on one
+    line (<bdi class="date">): a line break inside "2017-05-01", or the digits and hyphens of a date read
+    right-to-left in Arabic, scrambles it."""
+    if not first_destroyed:
+        return "–"
+
+    def date(value: str) -> SafeString:
+        return format_html('<bdi class="date">{}</bdi>', value)
+
+    if last_intact:
+        return mark_safe(escape(_("between %(a)s and %(z)s")) % {"a": date(last_intact), "z": date(first_destroyed)})
+    return mark_safe(escape(_("by %(z)s")) % {"z": date(first_destroyed)})

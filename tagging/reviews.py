@@ -103,22 +103,29 @@ def decision(reviews: list[Review]) -> Review | None:
                   reviewer_id=latest.reviewer_id, created_at=latest.created_at)
 
 
+def target_of(review: Review) -> tuple[str, int] | None:
+    """What a review decides: ("tile", id), ("building", id) or ("added", id of the add review); None for a
+    review of a building a later consensus no longer finds (it stays in the trail only)."""
+    if review.action == A.ADD:
+        return ("added", review.pk)
+    if review.added_id is not None:
+        return ("added", review.added_id)
+    if review.building_id is not None:
+        return ("building", review.building_id)
+    if review.tile_id is not None:
+        return ("tile", review.tile_id)
+    return None
+
+
 def review_index(*, project: Project) -> ReviewIndex:
     """Every review of the project, read once (reviews are a coordinator's work: thousands, not millions)."""
     index = ReviewIndex()
     adds: dict[int, Review] = {}
     live: dict[tuple[str, int], list[Review]] = {}
     for review in Review.objects.filter(project=project).order_by("created_at", "id"):
-        if review.action == A.ADD:
-            target = ("added", review.pk)
-        elif review.added_id is not None:
-            target = ("added", review.added_id)
-        elif review.building_id is not None:
-            target = ("building", review.building_id)
-        elif review.tile_id is not None:
-            target = ("tile", review.tile_id)
-        else:
-            continue  # a review of a building a later consensus no longer finds: in the trail only
+        target = target_of(review)
+        if target is None:
+            continue
         history = {"added": index.history_added, "building": index.history_buildings, "tile": index.history_tiles}
         history[target[0]].setdefault(target[1], []).append(review.pk)
         if review.undone_at is None and review.action == A.ADD:

@@ -8,6 +8,7 @@ test-artifacts/browser/results-*.png.
 """
 
 import json
+import re
 
 import pytest
 from django.conf import settings
@@ -139,3 +140,42 @@ def test_a_volunteer_waits_for_the_publication(chromium, live_server, demo) -> N
     assert response.status == 403
     assert "not published yet" in page.inner_text("main")
     context.close()
+
+
+@pytest.mark.parametrize("language", ["en", "ar"])
+def test_the_results_page_fits_a_phone(chromium, live_server, published, language) -> None:  # noqa: F811
+    """390 x 780, touch: nothing wider than the screen, the map full width and tall enough to use, the panel
+    under it, and the list of buildings readable."""
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    context = chromium.new_context(locale=language, viewport={"width": 390, "height": 780}, is_mobile=True,
+                                   has_touch=True, device_scale_factor=2)
+    page = context.new_page()
+    errors = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    sign_in(page, live_server.url, "helper-vol", PASSWORD)
+    page.goto(f"{live_server.url}/projects/demo/results/")
+    wait_for_results(page)
+    page.screenshot(path=str(ARTIFACTS / f"results-{language}-phone-1-top.png"))
+    page.screenshot(path=str(ARTIFACTS / f"results-{language}-phone-2-full.png"), full_page=True)
+    page.locator("#results-map").scroll_into_view_if_needed()
+    page.screenshot(path=str(ARTIFACTS / f"results-{language}-phone-3-map.png"))
+
+    width = page.evaluate("window.innerWidth")
+    assert page.evaluate("document.documentElement.scrollWidth") <= width  # no sideways scrolling
+    stage = page.locator(".results-stage").bounding_box()
+    panel = page.locator(".results-panel").bounding_box()
+    assert stage["width"] >= width - 40 and stage["height"] >= 300
+    assert panel["y"] >= stage["y"] + stage["height"] - 1  # the panel is under the map, not squeezed beside it
+    assert panel["width"] >= width - 40
+    for selector in (".project-nav", "#contribution", ".results-table", ".results-table tr >> nth=0"):
+        box = page.locator(selector).bounding_box()
+        assert box["x"] >= -1 and box["x"] + box["width"] <= width + 1, selector
+    # Each date of the "destroyed between" window on one line; coordinates with decimal points, also in Arabic.
+    assert page.locator(".results-table bdi.date").count() >= 2
+    assert page.evaluate("[...document.querySelectorAll('.results-table bdi.date')]"
+                         ".every(d => d.getClientRects().length === 1)")
+    link = page.locator(".results-table a").first
+    assert re.fullmatch(r"-?\d+\.\d{5}, -?\d+\.\d{5}", link.inner_text())
+    assert re.search(r"mlat=-?\d+\.\d{6}&mlon=-?\d+\.\d{6}", link.get_attribute("href"))
+    context.close()
+    assert not errors, errors

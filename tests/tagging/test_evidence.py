@@ -19,6 +19,7 @@ from tagging.consensus.simulate import CrowdSpec
 from tagging.consensus_store import recompute_project
 from tagging.evidence import MANIFEST
 from tagging.models import Building, Classification, Membership, Review
+from tagging.reviews import create_review, undo_review
 from tests.consensus.crowd_db import CrowdProject, crowd_project
 
 pytestmark = pytest.mark.django_db
@@ -93,6 +94,66 @@ def test_a_building_row_leads_to_its_classifications_and_reviews(made, bundle) -
     assert all(i in classifications for i in first["classification_ids"].split())
     tiles = json.loads(bundle.read("consensus/crowd/tiles.geojson"))["features"]
     assert all(str(i) in classifications for t in tiles for i in t["properties"]["classification_ids"])
+
+
+def replay_added(reviews: list[dict]) -> dict[str, tuple[float, float] | None]:
+    """An outsider's replay of the added buildings from reviews.json, by METHODOLOGY.md: target -> (lon, lat),
+    None when rejected; an undone add review leaves no building."""
+    state: dict[str, dict] = {}
+    for r in reviews:  # already in the order they count
+        target = r["target"] or ""
+        if r["undone_at"] is not None or not target.startswith("review-"):
+            continue
+        if r["action"] == "add":
+            state[target] = {"place": (r["lon"], r["lat"]), "rejected": False}
+        elif target in state:
+            if r["action"] == "move":
+                state[target]["place"] = (r["lon"], r["lat"])
+            state[target]["rejected"] = r["action"] == "reject"
+    return {target: None if s["rejected"] else s["place"] for target, s in state.items()}
+
+
+def test_a_third_party_replays_the_reviews_of_an_added_building_from_the_bundle(made, tmp_path) -> None:
+    coordinator = Membership.objects.get(project=made.project, role="coordinator").user
+    grid = made.project.grid
+    x, y = grid.origin_x + 100, grid.origin_y - 100
+
+    def act(**kwargs) -> Review:
+        return create_review(project=made.project, reviewer=coordinator, **kwargs)
+
+    kept = act(action="add", ground_x=x, ground_y=y, note="missed")
+    move = act(added=kept, action="move", ground_x=x + 6, ground_y=y - 2)
+    undo_review(review=act(added=kept, action="move", ground_x=x + 40, ground_y=y), user=coordinator)
+    act(added=kept, action="confirm")
+    dropped = act(action="add", ground_x=x + 60, ground_y=y - 60)
+    act(added=dropped, action="reject", note="a shadow")
+    gone = act(action="add", ground_x=x + 90, ground_y=y - 90)
+    undo_review(review=gone, user=coordinator)
+    out = tmp_path / "replay.zip"
+    call_command("export_evidence", "proof", "--out", str(out), stdout=io.StringIO())
+    bundle = zipfile.ZipFile(out)
+
+    reviews = json.loads(bundle.read("reviews.json"))
+    assert [r["id"] for r in reviews] == sorted(r["id"] for r in reviews)  # the order they count
+    by_id = {r["id"]: r for r in reviews}
+    assert by_id[move.pk]["added"] == kept.pk and by_id[move.pk]["target"] == f"review-{kept.pk}"
+    assert by_id[kept.pk]["added"] is None and by_id[kept.pk]["target"] == f"review-{kept.pk}"
+    confirm = next(r for r in reviews if r["building_id"] is not None)  # the fixture's review of a crowd building
+    assert confirm["target"] == f"building-{confirm['building_id']}" and confirm["added"] is None
+    replayed = replay_added(reviews)
+    assert replayed == {f"review-{kept.pk}": (move.lon, move.lat), f"review-{dropped.pk}": None}
+
+    features = json.loads(bundle.read("consensus/reviewed/buildings.geojson"))["features"]
+    exported = {f["id"]: tuple(f["geometry"]["coordinates"]) for f in features if f["properties"]["source"] == "review"}
+    assert exported == {target: place for target, place in replayed.items() if place is not None}
+    chain = next(f for f in features if f["id"] == f"review-{kept.pk}")["properties"]["review_ids"]
+    assert chain == [r["id"] for r in reviews if r["target"] == f"review-{kept.pk}"]  # undone ones too
+
+    rows = {int(r["id"]): r for r in csv.DictReader(io.TextIOWrapper(bundle.open("reviews.csv"), encoding="utf-8"))}
+    assert set(rows) == set(by_id)
+    assert rows[move.pk]["added"] == str(kept.pk) and rows[move.pk]["target"] == f"review-{kept.pk}"
+    assert json.loads(rows[move.pk]["after"]) == by_id[move.pk]["after"] and rows[kept.pk]["added"] == ""
+    assert "## Replaying the reviews" in bundle.read("METHODOLOGY.md").decode()
 
 
 def test_pseudonyms_are_stable_and_are_not_usernames(made, bundle, tmp_path) -> None:

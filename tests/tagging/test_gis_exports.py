@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import struct
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -120,6 +121,41 @@ def test_reviews_show_in_geopackage_and_kml_and_reviews_0_is_the_crowd(made, api
     _, kml_crowd = kml_placemarks(b"".join(api.get(f"{BASE}/consensus/buildings.kml?reviews=0").streaming_content))
     assert str(rejected.pk) in {r["building_id"] for r in kml_crowd}
     assert api.get(f"{BASE}/consensus/tiles.kml?reviews=maybe").status_code == 400
+
+
+def test_an_added_building_shows_its_latest_place_and_every_review_in_geopackage_and_kml(made, api,
+                                                                                         tmp_path) -> None:
+    grid = made.project.grid
+    x, y = grid.origin_x + 120, grid.origin_y - 120
+
+    def post(**payload) -> dict:
+        response = api.post(f"{BASE}/reviews/", payload, format="json")
+        assert response.status_code == 201, response.json()
+        return response.json()
+
+    add = post(action="add", ground_x=x, ground_y=y)
+    move = post(added=add["id"], action="move", ground_x=x + 7, ground_y=y - 3)
+    again = post(added=add["id"], action="move", ground_x=x + 30, ground_y=y)
+    assert api.post(f"/api/v1/reviews/{again['id']}/undo/").status_code == 200
+    chain = f"{add['id']} {move['id']} {again['id']}"
+
+    _, gpkg = read_gpkg(download(api, f"{BASE}/consensus/buildings.gpkg", tmp_path))
+    row = gpkg["review_id"].index(add["id"])
+    assert gpkg["ground_x"][row] == pytest.approx(x + 7) and gpkg["ground_y"][row] == pytest.approx(y - 3)
+    assert gpkg["review_ids"][row] == chain and gpkg["source"][row] == "review" and gpkg["confidence"][row] == 1.0
+    assert gpkg["geometry"][row] == pyogrio_point(move["lon"], move["lat"])
+    _, kml = kml_placemarks(b"".join(api.get(f"{BASE}/consensus/buildings.kml").streaming_content))
+    placemark = next(r for r in kml if r["review_id"] == str(add["id"]))
+    assert placemark["review_ids"] == chain and float(placemark["ground_x"]) == pytest.approx(x + 7)
+    lon, lat = map(float, placemark["coordinates"].split(","))
+    assert (lon, lat) == (pytest.approx(move["lon"]), pytest.approx(move["lat"]))
+    _, crowd = read_gpkg(download(api, f"{BASE}/consensus/buildings.gpkg?reviews=0", tmp_path))
+    assert add["id"] not in crowd["review_id"]
+
+
+def pyogrio_point(lon: float, lat: float) -> bytes:
+    """A WKB point as pyogrio reads it back from a GeoPackage."""
+    return struct.pack("<BIdd", 1, 1, lon, lat)
 
 
 def test_csv_provenance_is_a_separate_json_linked_from_the_csv(made, api) -> None:

@@ -4,14 +4,16 @@ only once published, only to those who took part, and never anyone else's answer
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
-from django.utils import timezone
+from django.utils import timezone, translation
 
 from imagery.models import Grid, Tile
 from tagging.consensus.simulate import CrowdSpec
 from tagging.consensus_store import recompute_project
 from tagging.models import Building, Classification, Membership, TileConsensus
+from tagging.review_views import destroyed_window
 from tagging.reviews import create_review
 from tests.clients import client_for, member
 from tests.consensus.crowd_db import CrowdProject, crowd_project
@@ -167,3 +169,39 @@ def test_the_results_page_is_a_map_with_the_contribution(made, worker, client) -
     assert {round(b["lon"], 5) for b in page.context["mine"]} == {
         round(b.lon, 5) for b in Building.objects.filter(pk__in=confirmed_marked_by(made, worker))}
     assert '<a href="/projects/town/results/" aria-current="page">' in html  # the navigation names the page
+
+
+def test_the_tagging_progress_and_project_list_pages_link_to_the_results_once_published(
+        made, worker, django_user_model, client) -> None:
+    coordinator = member(django_user_model, made.project, Membership.Role.COORDINATOR, "coord")
+    idle = member(django_user_model, made.project, Membership.Role.VOLUNTEER, "idle")
+    pages = ["/", "/projects/town/tag/", "/projects/town/me/"]
+
+    def links(user) -> dict[str, bool]:
+        client.force_login(user)
+        return {path: 'href="/projects/town/results/"' in client.get(path).content.decode() for path in pages}
+
+    assert links(worker) == dict.fromkeys(pages, False)  # not published yet
+    assert links(coordinator) == dict.fromkeys(pages, True)  # coordinators preview the results
+    publish(made)
+    assert links(worker) == dict.fromkeys(pages, True)
+    assert client.get("/projects/town/results/").status_code == 200  # the link leads somewhere they may go
+    assert links(idle) == dict.fromkeys(pages, False)  # published, but to those who tagged tiles of it
+    client.force_login(worker)
+    page = client.get("/projects/town/me/", HTTP_ACCEPT_LANGUAGE="ar").content.decode()
+    assert ">اطّلع على النتائج</a>" in page
+
+
+def test_the_list_of_buildings_keeps_coordinates_and_dates_readable_in_arabic(made, worker, client) -> None:
+    """Coordinates with decimal points (a decimal comma makes "lat, lon" ambiguous and breaks the map link);
+    each date isolated, so that its digits and hyphens are not reordered right-to-left."""
+    publish(made)
+    client.force_login(worker)
+    html = client.get("/projects/town/results/", HTTP_ACCEPT_LANGUAGE="ar").content.decode()
+    assert re.search(r"mlat=\d+\.\d{6}&amp;mlon=\d+\.\d{6}", html)
+    assert re.search(r">\d+\.\d{5}, \d+\.\d{5}</a>", html)
+    with translation.override("ar"):
+        assert destroyed_window("2017-06-01", "2017-09-01") == (
+            'بين <bdi class="date">2017-06-01</bdi> و<bdi class="date">2017-09-01</bdi>')
+        assert destroyed_window(None, "2017-09-01") == 'بحلول <bdi class="date">2017-09-01</bdi>'
+    assert destroyed_window("<b>", None) == "–"

@@ -201,6 +201,30 @@ def test_a_building_a_coordinator_added_is_moved_and_rejected_later_and_undo_goe
     assert Review.objects.filter(project=made.project).count() == 3  # nothing edited, nothing deleted
 
 
+def test_every_export_row_of_an_added_building_names_every_review_behind_it(made, coordinator) -> None:
+    """Chain of custody: the add review, the later reviews of the building, undone ones too, oldest first."""
+    api = client_for(coordinator)
+    grid = Grid.objects.get(project=made.project)
+    x, y = grid.origin_x + 100, grid.origin_y - 100
+    add = review(api, action="add", ground_x=x, ground_y=y)
+    first = review(api, added=add["id"], action="move", ground_x=x + 4, ground_y=y)
+    second = review(api, added=add["id"], action="move", ground_x=x + 8, ground_y=y)
+    confirm = review(api, added=add["id"], action="confirm")
+    assert api.post(f"/api/v1/reviews/{second['id']}/undo/").status_code == 200
+    other = review(api, action="add", ground_x=x + 40, ground_y=y - 40)  # another building: not in this chain
+
+    chain = [add["id"], first["id"], second["id"], confirm["id"]]
+    feature = added_feature(api, add["id"])
+    assert feature["properties"]["review_ids"] == chain
+    assert feature["properties"]["review_id"] == add["id"]  # still its name: "review-<add id>"
+    assert feature["properties"]["ground_x"] == pytest.approx(x + 4)  # the undone move no longer counts
+    row = next(r for r in csv_rows(api, "buildings") if r["review_id"] == str(add["id"]))
+    assert row["review_ids"] == " ".join(map(str, chain)) and float(row["ground_x"]) == pytest.approx(x + 4)
+    assert added_feature(api, other["id"])["properties"]["review_ids"] == [other["id"]]
+    crowd_only = {f["id"] for f in geojson(api, "buildings", "?reviews=0")["features"]}
+    assert f"review-{add['id']}" not in crowd_only
+
+
 def test_undoing_the_add_takes_the_building_away_whatever_came_after(made, coordinator) -> None:
     api = client_for(coordinator)
     grid = Grid.objects.get(project=made.project)

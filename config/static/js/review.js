@@ -6,7 +6,10 @@
 //   GET  /api/v1/projects/<slug>/review/tiles/<id>/                images, consensus, buildings in tile pixels
 //   GET  /api/v1/tiles/<id>/classifications/                       who said what (pseudonym, reliability, marks)
 //   GET  /api/v1/projects/<slug>/reviews/  POST same               the audit trail; a decision
+//   GET  /api/v1/projects/<slug>/reviews/?building=<id> or ?added=<id>   one building's history
 //   POST /api/v1/reviews/<id>/undo/
+// A building a coordinator added has no crowd id: it is named by its add review (`added`, the "review-<id>" of the
+// exports), and decisions on it send {added: <id>} instead of {building: <id>}.
 // Tile pixels (x right, y down, 0..size) are shown in Leaflet's L.CRS.Simple as LatLng(-y, x), as on the tagging page.
 (() => {
   "use strict";
@@ -28,7 +31,7 @@
                    move: gettext("moved"), add: gettext("added")};
 
   const state = {tile: null, data: null, votes: [], reviews: [], dateIndex: 0, overlays: [], markLayer: null,
-                 buildingLayer: null, markers: new Map(), mode: "", offset: 0, focusBuilding: null};
+                 buildingLayer: null, markers: new Map(), mode: "", offset: 0, focusBuilding: null, historyFor: ""};
 
   async function api(path, {method = "GET", body} = {}) {
     const headers = {"Accept": "application/json"};
@@ -137,7 +140,12 @@
     });
   }
 
-  function buildingKey(b) { return b.id !== null ? `b${b.id}` : `r${b.review_id}`; }
+  // Crowd buildings are "b<id>"; added ones "a<id of the add review>".
+  function buildingKey(b) { return b.id !== null ? `b${b.id}` : `a${b.added}`; }
+  function buildingTarget(b) { return b.id !== null ? {building: b.id} : {added: b.added}; }
+  function buildingName(b) {
+    return b.id !== null ? interpolate(gettext("Building %s"), [b.id]) : interpolate(gettext("Added building %s"), [b.added]);
+  }
 
   function buildingIcon(b, selected) {
     const classes = ["bmark", b.rejected ? "rejected" : "", b.review_action ? "reviewed" : "", selected ? "selected" : ""];
@@ -153,7 +161,7 @@
     for (const b of state.data.buildings) {
       const key = buildingKey(b);
       const marker = L.marker(toLatLng(b.x, b.y), {icon: buildingIcon(b, key === selected), keyboard: false,
-                                                   draggable: state.mode === "move" && key === selected && b.id !== null,
+                                                   draggable: state.mode === "move" && key === selected,
                                                    title: buildingTitle(b)});
       marker.on("click", () => { $("building-select").value = key; selectBuilding(); });
       marker.on("dragend", () => moveTo(toPixel(marker.getLatLng())));
@@ -163,9 +171,10 @@
   }
 
   function buildingTitle(b) {
-    const who = b.id !== null ? interpolate(gettext("Building %s"), [b.id]) : gettext("Added by a coordinator");
-    let text = `${who}: ${interpolate(gettext("confidence %s"), [fmt(b.confidence)])}`;
-    if (b.review_action) text += `, ${ACTIONS[b.review_action] || b.review_action}`;
+    let text = `${buildingName(b)}: ${interpolate(gettext("confidence %s"), [fmt(b.confidence)])}`;
+    // An added building says what its latest live review did (moved, rejected...), or "added".
+    const action = b.id !== null ? b.review_action : (b.rejected ? "reject" : b.latest_action || "add");
+    if (action) text += `, ${ACTIONS[action] || action}`;
     return text;
   }
 
@@ -205,6 +214,7 @@
     for (const id of ["confirm-building", "reject-building", "move-building"]) $(id).disabled = !data.buildings.length;
     renderVolunteers();
     renderAudit();
+    return renderHistory();
   }
 
   function renderVolunteers() {
@@ -224,31 +234,57 @@
     });
   }
 
+  function reviewItem(review) {
+    const li = el("li", null, review.undone ? "undone" : "");
+    li.dataset.review = String(review.id);
+    const what = review.building ? interpolate(gettext("building %s"), [review.building])
+      : review.added ? interpolate(gettext("added building %s"), [review.added])
+      : review.action === "add" ? interpolate(gettext("new building %s"), [review.id]) : gettext("tile");
+    let text = `${ACTIONS[review.action] || review.action} ${what}`;
+    if (review.action === "relabel") text += ` → ${answerLabel(review.label)}`;
+    li.append(el("strong", text), el("span", ` · ${review.reviewer || "–"} · ${new Date(review.created_at).toLocaleString(lang)}`));
+    if (review.note) li.append(el("q", review.note));
+    if (review.undone) {
+      li.append(el("span", " · " + gettext("undone"), "warn"));
+    } else {
+      const undo = el("button", gettext("Undo"));
+      undo.type = "button";
+      undo.setAttribute("aria-label", interpolate(gettext("Undo: %s"), [text]));
+      undo.addEventListener("click", () => undoReview(review.id));
+      li.append(" ", undo);
+    }
+    return li;
+  }
+
   function renderAudit() {
     const list = $("audit-list");
     list.replaceChildren();
     const buildingIds = new Set(state.data.buildings.map((b) => b.id).filter((id) => id !== null));
-    const mine = state.reviews.filter((r) => r.tile === state.tile || buildingIds.has(r.building));
+    const addedIds = new Set(state.data.buildings.map((b) => b.added).filter(Boolean));
+    const mine = state.reviews.filter((r) => r.tile === state.tile || buildingIds.has(r.building)
+                                             || addedIds.has(r.added) || (r.action === "add" && addedIds.has(r.id)));
     if (!mine.length) list.append(el("li", gettext("No reviews yet."), "empty"));
-    for (const review of mine) {
-      const li = el("li", null, review.undone ? "undone" : "");
-      const what = review.building ? interpolate(gettext("building %s"), [review.building])
-        : review.action === "add" ? gettext("new building") : gettext("tile");
-      let text = `${ACTIONS[review.action] || review.action} ${what}`;
-      if (review.action === "relabel") text += ` → ${answerLabel(review.label)}`;
-      li.append(el("strong", text), el("span", ` · ${review.reviewer || "–"} · ${new Date(review.created_at).toLocaleString(lang)}`));
-      if (review.note) li.append(el("q", review.note));
-      if (review.undone) {
-        li.append(el("span", " · " + gettext("undone"), "warn"));
-      } else {
-        const undo = el("button", gettext("Undo"));
-        undo.type = "button";
-        undo.setAttribute("aria-label", interpolate(gettext("Undo: %s"), [text]));
-        undo.addEventListener("click", () => undoReview(review.id));
-        li.append(" ", undo);
-      }
-      list.append(li);
-    }
+    for (const review of mine) list.append(reviewItem(review));
+  }
+
+  // The selected building's whole history, newest first (an added building's ends with its add review).
+  async function renderHistory() {
+    const b = selectedBuilding();
+    const list = $("building-history");
+    const key = b ? buildingKey(b) : "";
+    state.historyFor = key;
+    $("history-h").textContent = !b ? gettext("History of the selected building")
+      : b.id !== null ? interpolate(gettext("History of building %s"), [b.id])
+      : interpolate(gettext("History of added building %s"), [b.added]);
+    if (!b) { list.replaceChildren(); root.dataset.history = ""; return; }
+    const params = new URLSearchParams({limit: 100, ...(b.id !== null ? {building: b.id} : {added: b.added})});
+    let page;
+    try { page = await api(`${config.reviews_url}?${params}`); } catch (e) { say(e.message, true); return; }
+    if (state.historyFor !== key) return;  // another building was selected meanwhile
+    list.replaceChildren();
+    if (!page.results.length) list.append(el("li", gettext("No reviews yet."), "empty"));
+    for (const review of page.results) list.append(reviewItem(review));
+    root.dataset.history = key;
   }
 
   // --- Loading a tile ----------------------------------------------------------------------------------------------
@@ -267,10 +303,11 @@
       state.reviews = reviews.results;
       if (buildingId) state.focusBuilding = `b${buildingId}`;
       if (!sameTile) drawImages(data);
-      renderPanel();
+      const history = renderPanel();
       drawMarks();
       drawBuildings();
       root.dataset.tile = String(tileId);
+      await history;
       root.dataset.ready = "1";
       say("");
     } catch (e) {
@@ -287,9 +324,11 @@
   // --- Decisions ---------------------------------------------------------------------------------------------------
   async function decide(payload, message) {
     const note = $("review-note").value.trim();
+    let made;
     try {
-      await api(config.reviews_url, {method: "POST", body: {...payload, note}});
+      made = await api(config.reviews_url, {method: "POST", body: {...payload, note}});
     } catch (e) { say(e.message, true); return; }
+    if (made.action === "add") state.focusBuilding = `a${made.id}`;  // the new building, selected
     $("review-note").value = "";
     setMode("");
     await reload(message);
@@ -303,9 +342,22 @@
   function selectBuilding() {
     drawBuildings();
     const b = selectedBuilding();
-    const addedOnly = b && b.id === null;
-    for (const id of ["confirm-building", "reject-building", "move-building"]) $(id).disabled = !b || addedOnly;
-    if (addedOnly) say(gettext("An added building is changed by undoing its review."));
+    for (const id of ["confirm-building", "reject-building", "move-building"]) $(id).disabled = !b;
+    renderHistory();
+  }
+
+  // The status line after a decision on a building: crowd buildings by id, added ones by their add review.
+  function buildingDone(b, action) {
+    const crowd = {confirm: gettext("Building %s confirmed."), reject: gettext("Building %s rejected."),
+                   move: gettext("Building %s moved.")};
+    const added = {confirm: gettext("Added building %s confirmed."), reject: gettext("Added building %s rejected."),
+                   move: gettext("Added building %s moved.")};
+    return b.id !== null ? interpolate(crowd[action], [b.id]) : interpolate(added[action], [b.added]);
+  }
+
+  function decideBuilding(action, extra = {}) {
+    const b = selectedBuilding();
+    if (b) decide({...buildingTarget(b), action, ...extra}, buildingDone(b, action));
   }
 
   function groundOf(pixel) {
@@ -314,9 +366,7 @@
   }
 
   function moveTo(pixel) {
-    const b = selectedBuilding();
-    if (!b || b.id === null) return;
-    decide({building: b.id, action: "move", ...groundOf(pixel)}, interpolate(gettext("Building %s moved."), [b.id]));
+    decideBuilding("move", groundOf(pixel));
   }
 
   function addAt(pixel) {
@@ -352,14 +402,8 @@
   $("reject-tile").addEventListener("click", () => decide({tile: state.tile, action: "reject"}, gettext("Tile label rejected.")));
   $("relabel-tile").addEventListener("click", () => decide({tile: state.tile, action: "relabel", label: $("relabel-answer").value},
                                                            gettext("Tile relabelled.")));
-  $("confirm-building").addEventListener("click", () => {
-    const b = selectedBuilding();
-    if (b) decide({building: b.id, action: "confirm"}, interpolate(gettext("Building %s confirmed."), [b.id]));
-  });
-  $("reject-building").addEventListener("click", () => {
-    const b = selectedBuilding();
-    if (b) decide({building: b.id, action: "reject"}, interpolate(gettext("Building %s rejected."), [b.id]));
-  });
+  $("confirm-building").addEventListener("click", () => decideBuilding("confirm"));
+  $("reject-building").addEventListener("click", () => decideBuilding("reject"));
   $("move-building").addEventListener("click", () => setMode("move"));
   $("add-building").addEventListener("click", () => setMode("add"));
   $("place-centre").addEventListener("click", () => {
