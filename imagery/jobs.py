@@ -25,6 +25,7 @@ from imagery.grid import ChunkPlan, GridSpec, plan_chunks
 from imagery.models import ImageryLayer, LayerFile, Tile, TileImage, TilingChunk
 from imagery.tiling import CONTENT_TYPES, Display, EncodedTile, cell_bounds_wgs84, compute_stretch, cut_chunk
 from imagery.validation import bounds_in
+from imagery.xyz import ensure_overviews
 
 log = logging.getLogger(__name__)
 Status = ImageryLayer.Status
@@ -43,7 +44,7 @@ def claim_layer_for_preparation(layer_id: int) -> bool:
 
 
 def prepare_layer(*, layer_id: int) -> int:
-    """Make a validated layer ready to cut: fast-read copies, display stretch, chunk rows.
+    """Make a validated layer ready to cut: fast-read copies, overviews, display stretch, chunk rows.
 
     Returns the number of chunks enqueued (0 when the layer was not ours to prepare).
     A layer that fails here is marked failed with a readable reason.
@@ -55,6 +56,8 @@ def prepare_layer(*, layer_id: int) -> int:
     chunk_width = (settings.TILING_CHUNK_CELLS - 1) * spec.stride + spec.tile_size
     try:
         paths = [_ensure_fast_reads(f, chunk_width=chunk_width) for f in layer.files.all()]
+        for path in paths:
+            ensure_overviews(path)  # the map's zoomed-out XYZ tiles (imagery/xyz.py) read these
         display = _display_for(layer, paths)
     except (RasterioError, ImageryError, OSError) as exc:
         fail_layer(layer_id, f"Preparing the imagery failed: {exc}")

@@ -12,9 +12,10 @@ stretch (so 16-bit imagery looks as it does to the volunteers) and encodes 256 p
 - Tiles wholly outside the layer's bounds, or with no data in any file, are a 1x1 transparent WebP
   with status 200 (not 204): Leaflet draws nothing, the browser logs no failed image, and the
   answer is cached like any tile.
-- Zooms run from 4 below the layer's native zoom (each lower zoom reads 4 times the pixels; files
-  without overviews make that the cold-render limit, ~0.2-0.3 s a tile, see bench.map) to 2 above
-  it (no more upsampling than that); outside them, and for x/y outside the zoom's range: 404.
+- Zooms run from 4 below the layer's native zoom to 2 above it (no more upsampling than that);
+  outside them, and for x/y outside the zoom's range: 404. Each lower zoom would read 4 times the
+  pixels, so the tiling job gives every file overviews (``ensure_overviews``: a ``.ovr`` file beside
+  it, the file itself untouched) and a zoomed-out tile reads about as many pixels as a native one.
 - Responses say ``X-Cache: hit`` (read from storage) or ``miss`` (rendered now), and carry an ETag and,
   when the URL holds the current version (``?v=``, as the map page
   builds it), ``Cache-Control: private, max-age=31536000, immutable``.
@@ -50,6 +51,7 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from PIL import Image
 from pyproj import CRS as ProjCRS
+from rasterio.enums import Resampling
 from rasterio.errors import RasterioError
 from rest_framework.request import Request
 from rest_framework.views import APIView
@@ -70,6 +72,7 @@ METRES_PER_DEGREE = 111_320.0
 SERVABLE = (ImageryLayer.Status.TILING, ImageryLayer.Status.READY)  # the display stretch is final from "tiling" on
 CONTENT_TYPE = "image/webp"
 YEAR = 31_536_000
+OVERVIEW_OVER = 1024  # px: a longer file side than this gets overviews (its lowest zooms read 4+ tiles' worth)
 
 
 # --- Rendering: plain values in, bytes out -------------------------------------------------------------------
@@ -137,6 +140,28 @@ def render_tile(*, paths: Sequence[str], display: Display, z: int, x: int, y: in
         return None
     pixels = to_8bit(image.data, display).transpose(1, 2, 0)
     return encode_webp(pixels, None if valid.all() else valid, quality=quality)
+
+
+def ensure_overviews(path: str) -> bool:
+    """Overviews for the file, halving down to a tile, in ``<path>.ovr`` beside it; True when built now.
+
+    The file itself is not changed (GDAL writes external overviews with TIFF_USE_OVR, even opened for
+    update), so its checksum still holds. A file that has overviews, or is at most OVERVIEW_OVER pixels
+    on its longer side, is left as it is. A failed build leaves no partial ``.ovr`` behind.
+    """
+    with rasterio.open(path) as src:
+        longest = max(src.width, src.height)
+        if src.overviews(1) or longest <= OVERVIEW_OVER:
+            return False
+    factors = [2**i for i in range(1, int(math.log2(longest / TILE_SIZE)) + 1)]
+    try:
+        with rasterio.Env(TIFF_USE_OVR=True, COMPRESS_OVERVIEW="ZSTD", GDAL_NUM_THREADS="ALL_CPUS"):
+            with rasterio.open(path, "r+") as dataset:
+                dataset.build_overviews(factors, Resampling.average)
+    except BaseException:
+        Path(path + ".ovr").unlink(missing_ok=True)
+        raise
+    return True
 
 
 def encode_webp(pixels: np.ndarray, valid: np.ndarray | None, *, quality: int) -> bytes:

@@ -43,6 +43,7 @@ from tagging.consensus_rows import (
     write_reliability,
     write_tiles,
 )
+from tagging.map_state import ensure_map_state_after_run
 from tagging.models import (
     Classification,
     ConsensusRun,
@@ -344,6 +345,7 @@ def _run(run: ConsensusRun, project: Project, grid: Grid | None) -> None:
         # Only the latest model is ever used: older runs keep their record, not their model.
         (ConsensusRun.objects.filter(project=project, id__lt=run.pk).exclude(label_model=None)
          .update(label_model=None))
+    ensure_map_state_after_run(project=project)  # the coordinators' map shows the run at once
 
 
 class _Clock:

@@ -10,7 +10,7 @@ from config.errors import NotAllowed, PlatformError
 from imagery.models import Grid
 from imagery.xyz import xyz_layers
 from tagging.access import access_project
-from tagging.map_api import CONTESTED_AGREEMENT, CONTESTED_CONFIDENCE, grid_extent
+from tagging.map_layers import CONTESTED_AGREEMENT, CONTESTED_CONFIDENCE, grid_extent
 
 
 @login_required

@@ -9,7 +9,11 @@ The coordinators' consensus map under load, on the platform as in production on 
   80 % of them with a consensus row, 50,000 destroyed buildings clustered in damage hot spots, COPY'd in;
   two dates of real imagery (the generated 1 km demo scene, 2048 px GeoTIFFs) as ready layers;
 - load.py: 50 simulated coordinators in one asyncio + aiohttp process, each panning and zooming a
-  1366 x 768 screen and fetching what the map page fetches after every move;
+  1366 x 768 screen. The load model is people, not a closed loop: after a move a coordinator's browser
+  fetches what the map page fetches for the view (overlays first, then imagery) over at most 6
+  connections, as a browser does to one host, then the person looks for a pause drawn from an
+  exponential of mean ``--think`` seconds (2 s by default: a short look). ``--think 0`` removes the
+  pause, a saturating closed loop in which even the static file's latency is a queue's;
 - cpu.py of bench.volunteers: where the two cores went in each window.
 
 Phases: imagery tiles rendered on request (every tile new), the same tiles served from storage, then

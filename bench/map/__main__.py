@@ -46,7 +46,9 @@ def arguments(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench.map", description=__doc__,
                                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     parser.add_argument("--coordinators", type=int, default=50, help="simulated coordinators at once")
-    parser.add_argument("--think", type=float, default=2.0, help="mean pause between moves, s (exponential)")
+    parser.add_argument("--think", type=float, default=2.0,
+                        help="mean pause between a coordinator's moves, s (exponential); 0: no pause, a closed "
+                             "loop that saturates the server")
     parser.add_argument("--warmup", type=float, default=10.0, help="warm-up s of the map phase")
     parser.add_argument("--measure", type=float, default=60.0, help="measured s of the map phase")
     parser.add_argument("--imagery-measure", type=float, default=20.0, help="measured s of each imagery phase")
@@ -55,8 +57,8 @@ def arguments(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--rows", type=int, default=400)
     parser.add_argument("--buildings", type=int, default=50_000)
     parser.add_argument("--raster-px", type=int, default=2048, help="side of the demo scene, 0.5 m pixels")
-    parser.add_argument("--no-extra-index", action="store_true",
-                        help="leave out the index on buildings (project, lon, lat) that the overlay asks for")
+    parser.add_argument("--no-overviews", action="store_true",
+                        help="leave the imagery without the overviews the tiling job builds (to compare)")
     parser.add_argument("--web-workers", type=int, default=2, help="gunicorn worker processes (WEB_CONCURRENCY)")
     parser.add_argument("--web-threads", type=int, default=4, help="threads per gunicorn worker (WEB_THREADS)")
     parser.add_argument("--max-requests", type=int, default=None,
@@ -140,7 +142,8 @@ class Run:
         ensure_data_dirs()
         a = self.args
         self.fixture = fixture.build(cols=a.cols, rows=a.rows, buildings=a.buildings, coordinators=a.coordinators,
-                                     raster_px=a.raster_px, seed=a.seed, extra_index=not a.no_extra_index)
+                                     raster_px=a.raster_px, seed=a.seed,
+                                     overviews=not a.no_overviews)
         started = time.perf_counter()
         call_command("collectstatic", interactive=False, verbosity=0)
         connection.close()
@@ -240,16 +243,17 @@ def bench(run: Run) -> int:
     server_s = run.setup()
     fx = run.fixture
     t = fx.timings
-    index = "with" if not args.no_extra_index else "WITHOUT"
     print(f"  data: {fx.tiles:,} tiles ({args.cols} x {args.rows}), {fx.judged:,} with a consensus, "
-          f"{fx.buildings:,} buildings ({index} the requested index on tagging_building (project_id, lon, lat)), "
-          f"{len(fx.tokens)} coordinators; imagery: 2 dates of a {args.raster_px} px scene, zooms "
+          f"{fx.buildings:,} buildings, "
+          f"{len(fx.tokens)} coordinators; imagery: 2 dates of a {args.raster_px} px scene "
+          f"({'WITHOUT' if args.no_overviews else 'with'} overviews), zooms "
           f"{fx.layers[-1]['minzoom']}-{fx.layers[-1]['maxzoom']}")
     print(f"  setup: migrate {t['migrate']:.1f} s, tiles + consensus {t['tiles']:.1f} s, buildings "
           f"{t['buildings']:.1f} s, imagery {t['imagery']:.1f} s, static + gunicorn {server_s:.1f} s; "
           f"{time.perf_counter() - started:.0f} s in all")
 
-    print("\n[0] one coordinator alone, whole project in view (city-wide), the grouped cells' cache empty then warm:")
+    print("\n[0] one coordinator alone, whole project in view (city-wide); the first request builds the project's map "
+          "state (tagging/map_state.py; a consensus run publishes one, the fixture ran none), the second uses it:")
     w, s, e, n = fx.extent
     for zoom in (11, 12, 13):
         bbox = f"{w:.5f},{s:.5f},{e:.5f},{n:.5f}"
@@ -258,13 +262,13 @@ def bench(run: Run) -> int:
         warm, _ = run.get(path)
         props = json.loads(body)["properties"]
         print(f"  tiles zoom {zoom}: {props['count']:,} cells of {props['cell_tiles']} x {props['cell_tiles']} tiles "
-              f"({len(body) / 1024:,.0f} KB): {cold:,.0f} ms uncached, {warm:,.0f} ms cached")
+              f"({len(body) / 1024:,.0f} KB): {cold:,.0f} ms, then {warm:,.0f} ms")
     bpath = f"/api/v1/projects/bench-map/map/buildings.geojson?bbox={w:.5f},{s:.5f},{e:.5f},{n:.5f}&zoom=12"
     cold, body = run.get(bpath)
     warm, _ = run.get(bpath)
     props = json.loads(body)["properties"]
     print(f"  buildings zoom 12: {props['buildings']:,} in {props['count']:,} clusters ({len(body) / 1024:,.0f} KB): "
-          f"{cold:,.0f} ms uncached, {warm:,.0f} ms cached")
+          f"{cold:,.0f} ms, then {warm:,.0f} ms")
 
     layer = fx.layers[0]  # the other date: the phases below never ask for its tiles
     lon, lat = (layer["bounds"][0] + layer["bounds"][2]) / 2, (layer["bounds"][1] + layer["bounds"][3]) / 2
@@ -296,9 +300,9 @@ def bench(run: Run) -> int:
                                           "measure_s": args.imagery_measure})
     table([stored], ["imagery stored", "static"])
 
-    print(f"\n[3] {args.coordinators} coordinators panning and zooming (zoom 11-19, think time {args.think:g} s "
-          f"exponential): after each move the tile and building overlays, the imagery in view and the static file; "
-          f"{args.warmup:g} s warm-up + {args.measure:g} s")
+    print(f"\n[3] {args.coordinators} coordinators panning and zooming (zoom 11-19); {args.warmup:g} s warm-up + "
+          f"{args.measure:g} s")
+    print(f"  load model: {load_model(args.think)}")
     browsing = run.phase("map", {"kind": "map", "concurrency": args.coordinators, "think_s": args.think,
                                  "warmup_s": args.warmup, "measure_s": args.measure})
     table([browsing], [c for c in ORDER if browsing.count(c)])
@@ -306,6 +310,16 @@ def bench(run: Run) -> int:
     print(f"  gunicorn workers recycled during the run (max_requests): {run.boots() - args.web_workers}; CPU of "
           "workers that ended inside a window is not counted above")
     return report(run, cold, stored, browsing)
+
+
+def load_model(think: float) -> str:
+    each = (f"each coordinator makes a move, its browser fetches what the map page fetches for the view (the "
+            f"two overlays first, then the imagery tiles it has not cached and the static file) over at most "
+            f"{load.BROWSER_CONNECTIONS} connections at once, as a browser does to one host (a latency runs from "
+            f"the request going out on one)")
+    if think > 0:
+        return each + f", then the person looks for a pause drawn from an exponential of mean {think:g} s"
+    return each + ", then moves again at once (--think 0: a closed loop, saturating the server, not people)"
 
 
 def table(outcomes: list[Outcome], categories: list[str]) -> None:

@@ -25,7 +25,7 @@ from rest_framework.authtoken.models import Token
 from imagery.grid import GridSpec
 from imagery.models import Grid, ImageryLayer, LayerFile, Tile
 from imagery.synthetic import write_demo_scene
-from imagery.xyz import xyz_layer
+from imagery.xyz import ensure_overviews, xyz_layer
 from tagging.models import Building, Membership, Project, TileConsensus
 from tagging.projects import create_project
 
@@ -35,7 +35,6 @@ DATES = (date(2017, 5, 1), date(2017, 10, 20))
 ORIGIN = (488_400.0, 3_987_000.0)  # the demo scene (imagery/synthetic.py) lies inside, 12 km east, 8 km south
 PIXEL, TILE, OVERLAP = 0.3, 256, 32  # 0.3 m imagery, 256 px tiles: a tile owns 67.2 m x 67.2 m
 REDUNDANCY = 5
-EXTRA_INDEX = ("bench_map_building_lonlat", "tagging_building", "(project_id, lon, lat)")
 
 
 @dataclass(frozen=True)
@@ -51,7 +50,7 @@ class Fixture:
 
 
 def build(*, cols: int, rows: int, buildings: int, coordinators: int, raster_px: int, seed: int,
-          extra_index: bool) -> Fixture:
+          overviews: bool = True) -> Fixture:
     timings: dict[str, float] = {}
     started = time.perf_counter()
     call_command("migrate", verbosity=0, interactive=False)
@@ -69,18 +68,14 @@ def build(*, cols: int, rows: int, buildings: int, coordinators: int, raster_px:
     timings["tiles"] = time.perf_counter() - mark
     mark = time.perf_counter()
     _buildings(project, spec, hotspots, buildings, rng)
-    if extra_index:
-        name, table, columns = EXTRA_INDEX
-        with connection.cursor() as cursor:
-            cursor.execute(f"CREATE INDEX {name} ON {table} {columns}")
     timings["buildings"] = time.perf_counter() - mark
     mark = time.perf_counter()
-    layers = _imagery(project, raster_px)
+    layers = _imagery(project, raster_px, overviews)
     timings["imagery"] = time.perf_counter() - mark
     tokens = _coordinators(project, coordinators)
     with connection.cursor() as cursor:
         cursor.execute("ANALYZE")  # planner statistics as a live database has them
-    from tagging.map_api import grid_extent
+    from tagging.map_layers import grid_extent
 
     return Fixture(project.pk, grid_extent(spec), cols * rows, judged, buildings, layers, tokens, timings)
 
@@ -181,12 +176,14 @@ def _buildings(project: Project, spec: GridSpec, hotspots: np.ndarray, count: in
            "opposing_classification_ids", "mark_ids", "updated_at"], rows)
 
 
-def _imagery(project: Project, size_px: int) -> list[dict]:
-    """The demo scene (before and after) as two ready layers; 0.5 m pixels, uint8 RGB, no overviews."""
+def _imagery(project: Project, size_px: int, overviews: bool) -> list[dict]:
+    """The demo scene (before and after) as two ready layers; 0.5 m pixels, uint8 RGB, with overviews unless not."""
     folder = Path(settings.IMAGERY_ROOT) / "bench"
     scene = write_demo_scene(out_dir=folder, size_px=size_px)
     layers = []
     for when, path in zip(DATES, (scene.before, scene.after)):
+        if overviews:
+            ensure_overviews(str(path))  # as the tiling job leaves the files (imagery/jobs.py)
         with rasterio.open(path) as src:
             bounds, width, height = list(src.bounds), src.width, src.height
         layer = ImageryLayer.objects.create(

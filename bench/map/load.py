@@ -1,13 +1,22 @@
 """The load generator: `python -m bench.map.load SPEC.json RESULT.json`, one phase per run.
 
 Its own process (one asyncio loop, aiohttp, no Django), so the parent can tell its CPU apart from the
-server's. Simulated coordinators look at the map of a 1366 x 768 px screen the way the map page does:
+server's. Simulated coordinators look at the map of a 1366 x 768 px screen the way the map page does.
+
+The load model (a person at a browser, not a closed loop): each coordinator makes a move, then its browser
+fetches everything the page fetches for the new view at once, over at most BROWSER_CONNECTIONS (6)
+connections to the server, as a browser does over HTTP/1.1 for one host, then the person looks at the
+map for a think time drawn from an exponential distribution (mean ``think_s``) before the next move.
+``think_s`` 0 drops the pause: every coordinator then asks again as soon as its last answer arrives, a
+closed loop that saturates the server (a stress test, not 50 people). A latency runs from the moment the
+request goes out on a connection to its last byte (what the server and the network take; the wait for
+a free connection inside the browser is not in it).
 
 - "map": a random walk over the project (pan by part of a screen, zoom in towards a point, zoom out,
   now and then a jump to the imagery at street zoom). After each move, like the page on "moveend":
-  the tile and building overlays for the view (padded 5 %, both at once), the static reference file,
-  and the imagery tiles in view that this coordinator's browser has not cached yet (6 at a time, a
-  browser's connections to one host); then a think time.
+  the tile and building overlays for the view (padded 5 %, both at once; asked first, as the browser
+  gives fetch() a higher priority than images), the static reference file, and the imagery tiles in
+  view that this coordinator's browser has not cached yet; then a think time.
 - "imagery-cold": each coordinator takes the next screenful of imagery tiles nobody has asked for yet
   (``views``: every zoom of the layer, zooms taking turns), so every request renders.
 - "imagery-stored": screenfuls the cold phase finished (``done``), at random, minus the tiles this
@@ -36,7 +45,7 @@ from bench.volunteers.load import clock
 TIMEOUT_S = 120.0
 IDLE_KEEPALIVE_S = 1.0  # under gunicorn's keepalive (2 s)
 SCREEN = (1366, 768)
-PARALLEL_IMAGES = 6
+BROWSER_CONNECTIONS = 6  # a browser's connections to one host (HTTP/1.1)
 ZOOMS = (11, 19)
 
 
@@ -73,8 +82,15 @@ class Phase:
         return False
 
 
-async def fetch(phase: Phase, session: aiohttp.ClientSession, category: str, url: str,
+async def fetch(phase: Phase, session: aiohttp.ClientSession, gate: asyncio.Semaphore, category: str, url: str,
                 headers: dict[str, str] | None = None) -> bytes | None:
+    """One request over one of the browser's connections (``gate``); the latency starts when it goes out."""
+    async with gate:
+        return await send(phase, session, category, url, headers)
+
+
+async def send(phase: Phase, session: aiohttp.ClientSession, category: str, url: str,
+               headers: dict[str, str] | None) -> bytes | None:
     sent = time.perf_counter()
     try:
         async with session.get(url, headers=headers) as response:
@@ -188,15 +204,12 @@ class Walker:
         self.lon, self.lat = min(max(self.lon, w), e), min(max(self.lat, s), n)
 
 
-async def images(phase: Phase, session: aiohttp.ClientSession, category: str, urls: list[str],
-                 headers: dict[str, str], cached: set[str]) -> None:
+async def images(phase: Phase, session: aiohttp.ClientSession, gate: asyncio.Semaphore, category: str,
+                 urls: list[str], headers: dict[str, str], cached: set[str]) -> None:
     """The tiles of a view this browser does not hold yet (they come with a year's immutable Cache-Control)."""
-    gate = asyncio.Semaphore(PARALLEL_IMAGES)
-
     async def one(url: str) -> None:
-        async with gate:
-            if await fetch(phase, session, category, phase.spec["base_url"] + url, headers) is not None:
-                cached.add(url)
+        if await fetch(phase, session, gate, category, phase.spec["base_url"] + url, headers) is not None:
+            cached.add(url)
 
     await asyncio.gather(*(one(url) for url in urls if url not in cached))
 
@@ -213,18 +226,19 @@ async def browsing(phase: Phase, session: aiohttp.ClientSession, index: int, rng
     headers = {"Authorization": f"Token {spec['tokens'][index]}"}
     walker = Walker(rng, spec["extent"], layer["bounds"])
     cached: set[str] = set()  # the browser's cache of imagery tiles
+    gate = asyncio.Semaphore(BROWSER_CONNECTIONS)
     await asyncio.sleep(rng.uniform(0, max(spec["think_s"], 0.3)))
     while time.perf_counter() < phase.window[1]:
         walker.step()
         z, zc = walker.z, zoom_class(walker.z)
         query = "bbox=" + ",".join(f"{v:.6f}" for v in view_bbox(walker.lon, walker.lat, z)) + f"&zoom={z}"
-        await asyncio.gather(
-            fetch(phase, session, f"tiles {zc}", f"{base}/api/v1/projects/{slug}/map/tiles.geojson?{query}"
+        await asyncio.gather(  # in this order into the browser's connection queue: the overlays first
+            fetch(phase, session, gate, f"tiles {zc}", f"{base}/api/v1/projects/{slug}/map/tiles.geojson?{query}"
                                                  "&color=answer", headers),
-            fetch(phase, session, f"buildings {zc}", f"{base}/api/v1/projects/{slug}/map/buildings.geojson?"
+            fetch(phase, session, gate, f"buildings {zc}", f"{base}/api/v1/projects/{slug}/map/buildings.geojson?"
                                                      f"{query}&min_confidence=0.5", headers),
-            fetch(phase, session, "static", base + spec["static_path"]),
-            images(phase, session, "imagery", imagery_tiles(layer, walker.lon, walker.lat, z), headers, cached))
+            fetch(phase, session, gate, "static", base + spec["static_path"]),
+            images(phase, session, gate, "imagery", imagery_tiles(layer, walker.lon, walker.lat, z), headers, cached))
         phase.moves += 1
         await think(phase, rng)
 
@@ -236,11 +250,12 @@ async def imagery_views(phase: Phase, session: aiohttp.ClientSession, index: int
     views, cold = spec["views"], spec["kind"] == "imagery-cold"
     headers = {"Authorization": f"Token {spec['tokens'][index]}"}
     cached: set[str] = set()
+    gate = asyncio.Semaphore(BROWSER_CONNECTIONS)
     while time.perf_counter() < phase.window[1] and (queue or not cold):
         view = queue.pop() if cold else rng.choice(spec["done"])
-        await asyncio.gather(images(phase, session, "imagery cold" if cold else "imagery stored", views[view][1],
-                                    headers, cached),
-                             fetch(phase, session, "static", spec["base_url"] + spec["static_path"]))
+        await asyncio.gather(fetch(phase, session, gate, "static", spec["base_url"] + spec["static_path"]),
+                             images(phase, session, gate, "imagery cold" if cold else "imagery stored",
+                                    views[view][1], headers, cached))
         if cold:
             phase.done.append(view)
         phase.moves += 1
@@ -249,7 +264,7 @@ async def imagery_views(phase: Phase, session: aiohttp.ClientSession, index: int
 
 async def run(phase: Phase) -> None:
     spec = phase.spec
-    connector = aiohttp.TCPConnector(limit=spec["concurrency"] * (PARALLEL_IMAGES + 3),
+    connector = aiohttp.TCPConnector(limit=spec["concurrency"] * BROWSER_CONNECTIONS,
                                      keepalive_timeout=IDLE_KEEPALIVE_S)
     async with aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=TIMEOUT_S)) as session:
         phase.started = time.perf_counter()

@@ -210,3 +210,37 @@ def test_the_map_page_gets_each_layers_url_and_zooms(layer) -> None:
     assert entry["url"] == f"/api/v1/layers/{layer.pk}/xyz/{{z}}/{{x}}/{{y}}.webp?v={xyz.xyz_layer(layer).version}"
     assert (entry["minzoom"], entry["maxzoom"]) == (14, 20)
     assert entry["bounds"] == pytest.approx(layer.bounds_wgs84)
+
+
+def test_overviews_go_beside_the_file_and_leave_it_unchanged(tmp_path) -> None:
+    path = write_geotiff(tmp_path / "big.tif", width=2048, height=1500)
+    before = path.read_bytes()
+    assert xyz.ensure_overviews(str(path)) is True
+    assert path.read_bytes() == before, "its checksum must still hold"
+    with rasterio.open(path) as src:
+        assert src.overviews(1) == [2, 4, 8]  # down to a tile: 2048 / 8 = 256 px
+    assert xyz.ensure_overviews(str(path)) is False, "built once"
+    small = write_geotiff(tmp_path / "small.tif", width=600, height=600)
+    assert xyz.ensure_overviews(str(small)) is False and not Path(f"{small}.ovr").exists()
+
+
+def test_the_tiling_job_gives_each_file_overviews(settings, tmp_path, admin_user,
+                                                  django_capture_on_commit_callbacks) -> None:
+    from datetime import date
+
+    from imagery.ingest import create_layer, stage_path
+
+    source = write_geotiff(tmp_path / "scene.tif", width=1600, height=1200)
+    with django_capture_on_commit_callbacks(execute=True):
+        layer = create_layer(project=make_project(), date=date(2017, 6, 1), staged=[stage_path(source)])
+    layer.refresh_from_db()
+    assert layer.status == ImageryLayer.Status.READY
+    stored = settings.IMAGERY_ROOT / (layer.files.get().read_path or layer.files.get().path)
+    with rasterio.open(stored) as src:
+        assert src.overviews(1) == [2, 4]
+    # A zoomed-out tile (4 zooms below native) reads the overviews and still shows the imagery.
+    z = xyz.xyz_layer(layer).minzoom
+    x, y = centre_tile(layer, z)
+    response = client_for(admin_user).get(url(layer, z, x, y))
+    assert response.status_code == 200 and response["X-Cache"] == "miss"
+    assert image(response).size == (256, 256)

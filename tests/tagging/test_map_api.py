@@ -12,10 +12,10 @@ from django.test.utils import CaptureQueriesContext
 from pyproj import Transformer
 
 from imagery.models import Tile
-from tagging import map_api
+from tagging import map_api, map_layers, map_state
 from tagging.consensus.simulate import CrowdSpec
 from tagging.consensus_store import recompute_project
-from tagging.models import Building, Membership, Project, TileConsensus
+from tagging.models import Building, Classification, Membership, Project, TileConsensus
 from tests.clients import client_for, member
 from tests.consensus.crowd_db import CRS, CrowdProject, crowd_project
 
@@ -104,7 +104,7 @@ def test_filters_keep_the_tiles_that_match(made, coordinator) -> None:
     assert len(unsure) == labels.filter(confidence__lte=0.8).count()
     contested = get(coordinator, TILES, contested=1)["features"]
     assert contested and all(f["properties"]["contested"] for f in contested)
-    assert len(contested) == labels.filter(map_api.contested_q()).count()
+    assert len(contested) == labels.filter(map_layers.contested_q()).count()
 
 
 @pytest.mark.parametrize("color", ["confidence", "agreement", "progress"])
@@ -114,8 +114,8 @@ def test_each_feature_carries_the_value_it_is_coloured_by(made, coordinator, col
 
 
 def test_many_tiles_in_view_are_grouped_into_cells(made, coordinator, monkeypatch) -> None:
-    monkeypatch.setattr(map_api, "MAX_TILES", 10)
-    monkeypatch.setattr(map_api, "MAX_CELLS", 20)
+    monkeypatch.setattr(map_layers, "MAX_TILES", 10)
+    monkeypatch.setattr(map_layers, "MAX_CELLS", 20)
     body = get(coordinator, TILES)
     props = body["properties"]
     assert props["aggregated"] is True and props["cell_tiles"] == 2
@@ -130,19 +130,55 @@ def test_many_tiles_in_view_are_grouped_into_cells(made, coordinator, monkeypatc
     assert grouped["properties"]["tiles"] == judged.filter(label="destroyed").count()
 
 
+def test_each_grouped_cell_sums_the_tiles_it_covers(made, coordinator, monkeypatch) -> None:
+    monkeypatch.setattr(map_layers, "MAX_TILES", 10)
+    monkeypatch.setattr(map_layers, "MAX_CELLS", 4)  # 4 x 4 tiles a cell
+    body = get(coordinator, TILES, color="confidence")
+    k = body["properties"]["cell_tiles"]
+    assert k == 4 and len(body["features"]) == 4
+    consensus = {c.tile_id: c for c in TileConsensus.objects.filter(project=made.project)}
+    for feature in body["features"]:
+        props = feature["properties"]
+        gc, gr = props["cell"]
+        tiles = list(Tile.objects.filter(grid__project=made.project, col__gte=gc * k, col__lt=(gc + 1) * k,
+                                         row__gte=gr * k, row__lt=(gr + 1) * k))
+        judged = [consensus[t.pk] for t in tiles if t.pk in consensus]
+        assert props["tiles"] == len(tiles) and props["judged"] == len(judged)
+        assert props["votes"] == sum(t.vote_count for t in tiles)
+        assert props["confidence"] == pytest.approx(sum(c.confidence for c in judged) / len(judged), abs=1e-3)
+        assert props["value"] == props["confidence"]
+        assert props["contested"] == sum(map_layers.is_contested(c.confidence, c.agreement) for c in judged)
+        labels = {c.label for c in judged}
+        assert props["labels"] == {label: sum(c.label == label for c in judged) for label in labels}
+
+
 def test_a_zoomed_out_map_groups_tiles_smaller_than_a_few_pixels(made, coordinator) -> None:
     body = get(coordinator, TILES, zoom=10)  # a 224 m tile is under 2 px wide at zoom 10
     assert body["properties"]["aggregated"] is True and body["properties"]["cell_tiles"] >= 4
 
 
-def test_grouped_cells_are_computed_once_then_served_from_the_cache(made, coordinator, monkeypatch) -> None:
-    monkeypatch.setattr(map_api, "MAX_TILES", 10)
-    monkeypatch.setattr(map_api, "MAX_CELLS", 20)
-    first = get(coordinator, TILES)
+def test_grouped_cells_come_from_the_map_state_without_reading_the_tiles(made, coordinator, monkeypatch) -> None:
+    monkeypatch.setattr(map_layers, "MAX_TILES", 10)
+    monkeypatch.setattr(map_layers, "MAX_CELLS", 20)
+    first = get(coordinator, TILES)  # the consensus run published the state: nothing to build
     with CaptureQueriesContext(connection) as queries:
         second = get(coordinator, TILES)
-    assert not [q for q in queries.captured_queries if "GROUP BY" in q["sql"]]
+        zoomed = get(coordinator, TILES, zoom=10)  # another cell size: another level of the same state
+    assert not [q for q in queries.captured_queries if "imagery_tile" in q["sql"]]
     assert second["features"] == first["features"]
+    assert zoomed["properties"]["cell_tiles"] >= 4 and zoomed["properties"]["tiles"] == made.crowd.n_tiles
+
+
+def test_a_finished_consensus_run_shows_in_the_grouped_cells_at_once(made, coordinator, monkeypatch) -> None:
+    monkeypatch.setattr(map_layers, "MAX_TILES", 10)
+    monkeypatch.setattr(map_layers, "MAX_CELLS", 20)
+    before = get(coordinator, TILES, answer="destroyed")["properties"]["tiles"]
+    # Between runs the live per-tile updates change rows under the state; the next run publishes them.
+    TileConsensus.objects.filter(project=made.project).exclude(label="destroyed").update(label="destroyed")
+    assert get(coordinator, TILES, answer="destroyed")["properties"]["tiles"] == before, "the state is kept"
+    map_state.ensure_map_state_after_run(project=made.project)
+    after = get(coordinator, TILES, answer="destroyed")["properties"]
+    assert after["tiles"] == TileConsensus.objects.filter(project=made.project).count() > before
 
 
 def test_the_tile_overlay_runs_a_fixed_number_of_queries(made, coordinator, django_assert_max_num_queries) -> None:
@@ -214,14 +250,30 @@ def test_buildings_are_filtered_by_bbox_confidence_and_date_window(made, coordin
 
 def test_many_buildings_in_view_are_clustered(made, coordinator, monkeypatch) -> None:
     total = Building.objects.filter(project=made.project, confidence__gte=0.5).count()
-    monkeypatch.setattr(map_api, "MAX_BUILDINGS", 3)
-    monkeypatch.setattr(map_api, "MAX_BUILDING_CELLS", 4)
+    monkeypatch.setattr(map_layers, "MAX_BUILDINGS", 3)
+    monkeypatch.setattr(map_layers, "MAX_BUILDING_CELLS", 4)
     body = get(coordinator, BUILDINGS)
     props = body["properties"]
     assert props["aggregated"] is True and props["buildings"] == total
     assert props["count"] == len(body["features"]) < total
     assert sum(f["properties"]["buildings"] for f in body["features"]) == total
     assert all(f["geometry"]["type"] == "Point" for f in body["features"])
+
+
+@pytest.mark.parametrize("params", [{"min_confidence": "0"}, {"min_confidence": "0.8"}, {"max_confidence": "0.9"},
+                                    {"date_from": "2017-06-01"}, {"date_to": "2017-06-01"}])
+def test_clusters_count_the_buildings_the_filters_keep(made, coordinator, monkeypatch, params) -> None:
+    buildings = Building.objects.filter(project=made.project)
+    dated = list(buildings.values_list("pk", flat=True)[:6])
+    buildings.filter(pk__in=dated[:3]).update(last_intact=date(2017, 5, 1), first_destroyed=date(2017, 10, 20))
+    buildings.filter(pk__in=dated[3:]).update(last_intact=None, first_destroyed=date(2017, 5, 1))
+    map_state.ensure_map_state_after_run(project=made.project)  # buildings change in consensus runs only
+    monkeypatch.setattr(map_layers, "MAX_BUILDINGS", 0)
+    monkeypatch.setattr(map_layers, "MAX_BUILDING_CELLS", 4)
+    body = get(coordinator, BUILDINGS, **params)
+    expected = buildings.filter(map_api.building_filter(params).q()).count()
+    assert body["properties"]["aggregated"] is True
+    assert sum(f["properties"]["buildings"] for f in body["features"]) == body["properties"]["buildings"] == expected
 
 
 def test_a_project_without_imagery_has_empty_overlays(django_user_model) -> None:
@@ -242,24 +294,33 @@ def test_big_answers_are_gzipped_for_clients_that_accept_it(made, coordinator) -
     assert len(packed.content) * 4 < len(plain.content)
 
 
-def test_a_stale_block_is_served_at_once_and_refreshed_once_in_the_background(made, coordinator, monkeypatch) -> None:
-    monkeypatch.setattr(map_api, "MAX_TILES", 10)
-    monkeypatch.setattr(map_api, "MAX_CELLS", 20)
-    monkeypatch.setattr(map_api, "CACHE_SECONDS", -1.0)  # every stored block is stale at once
+def test_an_unchecked_state_is_served_at_once_and_rebuilt_in_the_background_only_after_a_vote(
+        made, coordinator, monkeypatch) -> None:
+    monkeypatch.setattr(map_layers, "MAX_TILES", 10)
+    monkeypatch.setattr(map_layers, "MAX_CELLS", 20)
+    monkeypatch.setattr(map_state, "STATE_SECONDS", -1.0)  # every state is due for a check at once
     scheduled = []
-    monkeypatch.setattr(map_api, "refresh_later", scheduled.append)
+    monkeypatch.setattr(map_state, "refresh_later", scheduled.append)
     first = get(coordinator, TILES)
-    assert scheduled == []  # computed in the request: there was nothing to serve
+    assert len(scheduled) == 1
+    Tile.objects.filter(grid__project=made.project).update(vote_count=99)  # rows change, no new vote
     with CaptureQueriesContext(connection) as queries:
         second = get(coordinator, TILES)
-    assert second["features"] == first["features"]
-    assert not [q for q in queries.captured_queries if "GROUP BY" in q["sql"]], "the stale copy answers"
-    assert len(scheduled) == 1
-    get(coordinator, TILES)
-    assert len(scheduled) == 1, "one refresh at a time (the lock)"
-    scheduled[0]()  # the refresh: recomputes, stores, frees the lock
-    get(coordinator, TILES)
-    assert len(scheduled) == 2
+    assert second["features"] == first["features"], "the published state answers"
+    assert not [q for q in queries.captured_queries if "imagery_tile" in q["sql"]]
+    assert len(scheduled) == 1, "one check at a time (the lock): the first request took it"
+    with CaptureQueriesContext(connection) as queries:
+        scheduled[0]()  # the check: the watermark has not moved, so nothing is read again
+    assert not [q for q in queries.captured_queries if '"imagery_tile"."vote_count"' in q["sql"]]
+    assert get(coordinator, TILES)["features"] == first["features"]
+    assert len(scheduled) == 2, "the lock is free again"
+    vote = Classification.objects.filter(project=made.project).order_by("-id").first()
+    vote.delete()
+    vote.pk = None
+    vote.save()  # a new vote: the watermark moves
+    scheduled[1]()
+    third = get(coordinator, TILES)
+    assert all(f["properties"]["votes"] == 99 * f["properties"]["tiles"] for f in third["features"])
 
 
 @pytest.mark.parametrize("cells, zoom, expected", [(9, None, 1), (3000, None, 2), (200_000, None, 16), (9, 18, 1),
@@ -269,6 +330,6 @@ def test_the_cell_size_is_a_power_of_two_of_at_least_one_tile(cells, zoom, expec
 
     spec = GridSpec(CRS, 500_000.0, 3_980_000.0, 0.5, 100_000, 100_000)  # 224 m a tile
     side = range(int(cells ** 0.5))
-    k = map_api.cell_size(spec, side, range(cells // len(side)), zoom, (39.0, 35.9, 39.1, 36.0),
-                          most=map_api.MAX_CELLS, threshold=map_api.MAX_TILES)
+    k = map_layers.cell_size(spec, side, range(cells // len(side)), zoom, (39.0, 35.9, 39.1, 36.0),
+                          most=map_layers.MAX_CELLS, threshold=map_layers.MAX_TILES)
     assert k == expected

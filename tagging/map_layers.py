@@ -1,0 +1,491 @@
+"""The coordinators' map overlays as GeoJSON text: the tiles and buildings in view, grouped into cells when
+too many. The endpoints (tagging/map_api.py) parse the request and call ``tiles_in_view`` or
+``buildings_in_view``.
+
+Tiles. A tile's polygon is the part of its cell that no later tile starts in (stride x stride grid
+pixels from its top-left corner, the whole rest of the grid for the last column and row), projected
+to WGS84: the polygons tile the plane without the 64 px overlaps, and follow the grid's rotation
+against north. When the bbox holds more than MAX_TILES grid cells, tiles are grouped into cells of
+k x k tiles (k a power of two, so that at most MAX_CELLS cells are in view, and no cell is smaller
+than MIN_CELL_PX screen pixels at ``zoom``), and the answer says ``"aggregated": true, "cell_tiles": k``.
+A cell tells its tile count, how many have a consensus, votes, progress, tiles per label (and the most
+frequent one), mean confidence and agreement, and how many are contested.
+
+Buildings come as points while at most MAX_BUILDINGS are in view, else as clusters (count, mean
+position, mean and highest confidence) over the same k x k tile cells.
+
+Grouped cells come from the project's map state (tagging/map_state.py: every tile and building as
+arrays in memory, pyramids of per-cell sums), so a city-wide view costs the cells in view, not the
+200,000 tiles under them, and each cell's feature text is made once per state, filter, colour and
+cell size (a pan shows mostly the cells of the last view); they are up to about STATE_SECONDS old (a
+finished consensus run shows at once). Tiles and buildings at street zoom (not grouped) are read by
+SQL, always fresh. The link to who said what is a template in the collection's properties
+(``votes_url``, with ``{id}``), not repeated in every feature.
+
+Filters: ``answers`` (consensus labels), ``min_confidence``/``max_confidence`` (0-1, of the tile's label
+or of the building), ``contested`` (agreement below CONTESTED_AGREEMENT or confidence below
+CONTESTED_CONFIDENCE), and for buildings ``date_from``/``date_to``: buildings that may have been
+destroyed in that window (first date destroyed on or after date_from, last date intact before date_to).
+A tile filter leaves out the tiles without a consensus yet.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import threading
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import date
+from functools import lru_cache
+from typing import Any
+
+import numpy as np
+from django.db import connection, transaction
+from django.db.models import Q, QuerySet, TextField
+from django.db.models.functions import Cast
+from pyproj import Transformer
+
+from imagery.grid import GridSpec
+from imagery.models import Grid, Tile
+from tagging.map_state import (
+    AGREE_N,
+    AGREE_SUM,
+    B_CONF,
+    B_LAT,
+    B_LON,
+    B_N,
+    B_SUPPORT,
+    CONF_N,
+    CONF_SUM,
+    CONTESTED,
+    CONTESTED_AGREEMENT,
+    CONTESTED_CONFIDENCE,
+    DONE,
+    JUDGED,
+    LABELS,
+    STATE_SECONDS,
+    VOTES,
+    MapState,
+    N,
+    building_level,
+    buildings_in,
+    current_map_state,
+    tile_level,
+)
+from tagging.models import Building, Project
+
+# Sizes that keep an overlay answer small: at most ~1,500 features, ~60 KB gzipped.
+MAX_TILES = 1500  # grid cells in the bbox above which tiles are grouped
+MAX_CELLS = 800  # grouped cells in the bbox, at most (a 1366 x 768 screen: cells of ~40 px)
+MIN_CELL_PX = 16  # a drawn cell is at least this many screen pixels wide at the request's zoom
+MAX_BUILDINGS = 1500  # building points in the bbox above which they are clustered
+MAX_BUILDING_CELLS = 500
+TILE_VOTES = "/api/v1/tiles/{id}/classifications/"
+BUILDING_VOTES = "/api/v1/buildings/{id}/classifications/"
+
+Bbox = tuple[float, float, float, float]
+
+
+# --- Filters -------------------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class TileFilter:
+    answers: tuple[str, ...] = ()
+    min_confidence: float | None = None
+    max_confidence: float | None = None
+    contested: bool = False
+
+    @property
+    def active(self) -> bool:
+        return bool(self.answers or self.contested or self.min_confidence is not None
+                    or self.max_confidence is not None)
+
+    def q(self) -> Q:
+        q = Q()
+        if self.answers:
+            q &= Q(consensus__label__in=self.answers)
+        if self.min_confidence is not None:
+            q &= Q(consensus__confidence__gte=self.min_confidence)
+        if self.max_confidence is not None:
+            q &= Q(consensus__confidence__lte=self.max_confidence)
+        if self.contested:
+            q &= contested_q("consensus__")
+        return q
+
+
+def contested_q(prefix: str = "") -> Q:
+    return Q(**{f"{prefix}agreement__lt": CONTESTED_AGREEMENT}) | Q(**{f"{prefix}confidence__lt": CONTESTED_CONFIDENCE})
+
+
+def is_contested(confidence: float | None, agreement: float | None) -> bool:
+    return confidence is not None and (confidence < CONTESTED_CONFIDENCE
+                                       or (agreement is not None and agreement < CONTESTED_AGREEMENT))
+
+
+@dataclass(frozen=True)
+class BuildingFilter:
+    min_confidence: float = 0.5
+    max_confidence: float | None = None
+    date_from: date | None = None
+    date_to: date | None = None
+
+    def q(self) -> Q:
+        q = Q(confidence__gte=self.min_confidence)
+        if self.max_confidence is not None:
+            q &= Q(confidence__lte=self.max_confidence)
+        if self.date_from:
+            q &= Q(first_destroyed__gte=self.date_from)
+        if self.date_to:
+            q &= Q(first_destroyed__isnull=False) & (Q(last_intact__isnull=True) | Q(last_intact__lt=self.date_to))
+        return q
+
+
+
+# --- Grid geometry ------------------------------------------------------------------------------------------------
+
+_local = threading.local()
+
+
+def transformer(crs: str) -> Transformer:
+    """grid CRS -> WGS84 (lon, lat), one per thread and CRS."""
+    known = _local.__dict__.setdefault("transformers", {})
+    if crs not in known:
+        known[crs] = Transformer.from_crs(crs, "EPSG:4326", always_xy=True)
+    return known[crs]
+
+
+@lru_cache(maxsize=64)
+def grid_extent(spec: GridSpec) -> Bbox:
+    """The grid's bounds in WGS84, from its outline (32 points an edge)."""
+    t = np.linspace(0.0, 1.0, 33)
+    x0, x1 = spec.origin_x, spec.origin_x + spec.width * spec.pixel_size
+    y1, y0 = spec.origin_y, spec.origin_y - spec.height * spec.pixel_size
+    xs = np.concatenate([x0 + t * (x1 - x0), np.full_like(t, x1), x1 - t * (x1 - x0), np.full_like(t, x0)])
+    ys = np.concatenate([np.full_like(t, y0), y0 + t * (y1 - y0), np.full_like(t, y1), y1 - t * (y1 - y0)])
+    lon, lat = transformer(spec.crs).transform(xs, ys)
+    return float(lon.min()), float(lat.min()), float(lon.max()), float(lat.max())
+
+
+def clip(a: Bbox, b: Bbox) -> Bbox | None:
+    west, south, east, north = max(a[0], b[0]), max(a[1], b[1]), min(a[2], b[2]), min(a[3], b[3])
+    return (west, south, east, north) if west <= east and south <= north else None
+
+
+def cells_in(spec: GridSpec, bbox: Bbox) -> tuple[range, range]:
+    """The grid columns and rows whose cells intersect the bbox (already clipped to the grid's extent)."""
+    t = np.linspace(0.0, 1.0, 9)
+    w, s, e, n = bbox
+    lon = np.concatenate([w + t * (e - w), np.full_like(t, e), e - t * (e - w), np.full_like(t, w)])
+    lat = np.concatenate([np.full_like(t, s), s + t * (n - s), np.full_like(t, n), n - t * (n - s)])
+    xs, ys = transformer(spec.crs).transform(lon, lat, direction="INVERSE")
+    return spec.cells_touching((float(xs.min()), float(ys.min()), float(xs.max()), float(ys.max())))
+
+
+RING = {digits: "[[" + ",".join([f"[%.{digits}f,%.{digits}f]"] * 5) + "]]" for digits in (5, 6)}
+
+
+def own_rings(spec: GridSpec, col0: np.ndarray, col1: np.ndarray, row0: np.ndarray, row1: np.ndarray, *,
+              digits: int = 6) -> tuple[list[str], np.ndarray]:
+    """GeoJSON rings (text) and WGS84 boxes of the areas that columns [col0, col1) x rows [row0, row1) own.
+
+    A tile owns stride x stride pixels from its corner; the last column and row own the rest of the grid.
+    6 decimals of a degree are 0.1 m, 5 are 1 m (enough for grouped cells).
+    """
+    stride = spec.stride
+    px0 = col0 * stride
+    px1 = np.where(col1 < spec.cols, col1 * stride, spec.width)
+    py0 = row0 * stride
+    py1 = np.where(row1 < spec.rows, row1 * stride, spec.height)
+    left, right = spec.origin_x + px0 * spec.pixel_size, spec.origin_x + px1 * spec.pixel_size
+    top, bottom = spec.origin_y - py0 * spec.pixel_size, spec.origin_y - py1 * spec.pixel_size
+    # Counter-clockwise (RFC 7946): south-west, south-east, north-east, north-west.
+    xs = np.stack([left, right, right, left], axis=1).ravel()
+    ys = np.stack([bottom, bottom, top, top], axis=1).ravel()
+    lon, lat = transformer(spec.crs).transform(xs, ys)
+    lon, lat = lon.reshape(-1, 4), lat.reshape(-1, 4)
+    boxes = np.stack([lon.min(axis=1), lat.min(axis=1), lon.max(axis=1), lat.max(axis=1)], axis=1)
+    closed = np.concatenate([np.stack([lon, lat], axis=2).reshape(-1, 8), lon[:, :1], lat[:, :1]], axis=1)
+    ring = RING[digits]
+    return [ring % tuple(corners) for corners in closed.tolist()], boxes
+
+
+def cell_size(spec: GridSpec, cols: range, rows: range, zoom: int | None, bbox: Bbox, *,
+              most: int, threshold: int) -> int:
+    """Tiles per cell side: 1 when at most ``threshold`` cells are in view, else the power of two that brings
+    them to at most ``most``, and no cell under MIN_CELL_PX screen pixels at ``zoom``."""
+    cells = len(cols) * len(rows)
+    k = 1
+    if cells > threshold:
+        k = 2 ** max(0, math.ceil(math.log2(math.sqrt(cells / most))))
+    if zoom is not None:
+        latitude = (bbox[1] + bbox[3]) / 2
+        metres_per_px = 40_075_016.686 * math.cos(math.radians(latitude)) / (256 * 2**zoom)
+        tile_px = spec.stride * spec.pixel_size / max(metres_per_px, 1e-9)
+        if tile_px * k < MIN_CELL_PX:
+            k = max(k, 2 ** math.ceil(math.log2(MIN_CELL_PX / tile_px)))
+    return k
+
+
+def dumps(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"), default=str)
+
+
+def collection(properties: dict[str, Any], features: Iterable[str]) -> str:
+    return ('{"type":"FeatureCollection","properties":' + dumps(properties) + ',"features":['
+            + ",".join(features) + "]}")
+
+
+def rounded(value: float | None, digits: int = 3) -> float | None:
+    return None if value is None else round(value, digits)
+
+
+@contextmanager
+def hot_rows() -> Iterator[None]:
+    """A transaction in which PostgreSQL plans for rows that are in memory (random_page_cost 1.1, as on SSDs).
+
+    With the default (4), joining a few thousand tiles to their consensus hashes the whole consensus table:
+    120 ms for 3,000 tiles of a 200,000-tile project, against 14 ms by index (bench.map). Setting it on the
+    server (postgresql.conf) makes this unnecessary.
+    """
+    if connection.vendor != "postgresql":
+        yield
+        return
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute("SET LOCAL random_page_cost = 1.1")
+        yield
+
+
+
+@dataclass(frozen=True)
+class View:
+    """What was asked: the project and its grid, the bbox (clipped to the grid), zoom and colour."""
+
+    project: Project
+    grid: Grid
+    spec: GridSpec
+    bbox: Bbox
+    cols: range
+    rows: range
+    zoom: int | None
+    color: str
+
+
+def view_of(*, project: Project, grid: Grid, bbox: Bbox | None, zoom: int | None, color: str) -> View | None:
+    """What is in view of the grid; None when the bbox misses it."""
+    spec = grid.spec()
+    extent = grid_extent(spec)
+    clipped = clip(bbox or extent, extent)
+    if clipped is None:
+        return None
+    cols, rows = cells_in(spec, clipped)
+    return View(project, grid, spec, clipped, cols, rows, zoom, color)
+
+
+# --- Tiles ----------------------------------------------------------------------------------------------------------
+
+def tiles_in_view(view: View, filt: TileFilter) -> str:
+    """The tiles (or grouped cells) in view as a GeoJSON FeatureCollection text."""
+    redundancy = view.project.redundancy
+    properties: dict[str, Any] = {"kind": "tiles", "color": view.color, "redundancy": redundancy,
+                                  "votes_url": TILE_VOTES,
+                                  "contested_below": {"agreement": CONTESTED_AGREEMENT,
+                                                      "confidence": CONTESTED_CONFIDENCE}}
+    if not view.cols or not view.rows:
+        return collection({**properties, "aggregated": False, "cell_tiles": 1, "count": 0, "tiles": 0}, [])
+    k = cell_size(view.spec, view.cols, view.rows, view.zoom, view.bbox, most=MAX_CELLS, threshold=MAX_TILES)
+    if k == 1:
+        features = tile_features(view, filt)
+        return collection({**properties, "aggregated": False, "cell_tiles": 1, "count": len(features),
+                           "tiles": len(features)}, features)
+    cells, tiles = tile_cells(view, filt, k, current_map_state(project=view.project, grid=view.grid))
+    return collection({**properties, "aggregated": True, "cell_tiles": k, "count": len(cells),
+                       "tiles": tiles, "max_age_s": STATE_SECONDS}, cells)
+
+
+TILE_FEATURE = ('{"type":"Feature","id":%d,"geometry":{"type":"Polygon","coordinates":%s},"properties":{"id":%d,'
+                '"col":%d,"row":%d,"status":"%s","votes":%d,"label":%s,"confidence":%s,"agreement":%s,"counts":%s,'
+                '"contested":%s,"progress":%s,"value":%s}}')
+
+
+def number(value: float | None) -> str:
+    return "null" if value is None else f"{value:.3f}"
+
+
+@lru_cache(maxsize=256)
+def text(value: str | None) -> str:
+    return json.dumps(value)
+
+
+def tile_features(view: View, filt: TileFilter) -> list[str]:
+    """Each tile in view as GeoJSON text, read fresh; formatted by hand, as this is the street-zoom hot path
+    (~1,000 tiles), and only once per row as read (kept with the map state: a pan shows mostly the same
+    tiles, and a tile whose row changed is a new row)."""
+    w, s, e, n = view.bbox
+    tiles = Tile.objects.filter(grid=view.grid, col__gte=view.cols.start, col__lt=view.cols.stop,
+                                row__gte=view.rows.start, row__lt=view.rows.stop,
+                                west__lte=e, east__gte=w, south__lte=n, north__gte=s)
+    if filt.active:
+        tiles = tiles.filter(filt.q())
+    with hot_rows():  # one join, planned by index (an IN list of 1,000 ids costs 15 ms in Django and psycopg)
+        rows = list(tiles.order_by().annotate(counts=Cast("consensus__counts", TextField())).values_list(
+            "pk", "col", "row", "status", "vote_count", "consensus__label", "consensus__confidence",
+            "consensus__agreement", "counts"))  # the counts' JSON text goes out as stored, unparsed
+    if not rows:
+        return []
+    made = current_map_state(project=view.project, grid=view.grid).memo(
+        ("tile features", view.color, view.project.redundancy))
+    todo = [r for r in rows if r not in made]
+    if todo:
+        made.update(zip(todo, format_tiles(view, todo)))
+    return [made[r] for r in rows]
+
+
+def format_tiles(view: View, rows: list[tuple]) -> list[str]:
+    col = np.array([r[1] for r in rows])
+    row = np.array([r[2] for r in rows])
+    rings, _ = own_rings(view.spec, col, col + 1, row, row + 1)
+    redundancy = view.project.redundancy
+    features = []
+    value_of = {"answer": 0, "confidence": 1, "agreement": 2, "progress": 4}[view.color]
+    for (pk, c, r, status, votes, label, confidence, agreement, counts), ring in zip(rows, rings):
+        progress = 1.0 if status == Tile.Status.RETIRED else min(votes, redundancy) / redundancy
+        values = (text(label), number(confidence), number(agreement), counts or "{}", number(progress))
+        features.append(TILE_FEATURE % (
+            pk, ring, pk, c, r, status, votes, values[0], values[1], values[2], values[3],
+            "true" if is_contested(confidence, agreement) else "false", values[4], values[value_of]))
+    return features
+
+
+def cells_over(view: View, k: int) -> tuple[slice, slice]:
+    """The rows and columns of k x k cells that cover the view's grid rows and columns."""
+    return (slice(view.rows.start // k, (view.rows.stop - 1) // k + 1),
+            slice(view.cols.start // k, (view.cols.stop - 1) // k + 1))
+
+
+def tile_cells(view: View, filt: TileFilter, k: int, state: MapState) -> tuple[list[str], int]:
+    """The k x k cells in view with at least one tile the filter keeps, as features; and their tiles.
+
+    A cell's feature is made once per state, filter, colour and k (a pan shows mostly the same cells).
+    """
+    keys, redundancy = tuple(view.project.answer_keys), view.project.redundancy
+    rows, cols = cells_over(view, k)
+    level = tile_level(state, filt, keys, redundancy, k)[:, rows, cols]
+    gr, gc = np.nonzero(level[N] > 0)
+    memo = state.memo(("tile cells", filt, keys, redundancy, view.color, k))
+    cells = list(zip((gr + rows.start).tolist(), (gc + cols.start).tolist()))
+    todo = [i for i, cell in enumerate(cells) if cell not in memo]
+    if todo:
+        memo.update(tile_cell_features(view, k, [cells[i] for i in todo], level[:, gr[todo], gc[todo]].T))
+    w, s, e, n = view.bbox
+    shown = [memo[cell] for cell in cells]
+    shown = [c for c in shown if c[1] <= e and c[3] >= w and c[2] <= n and c[4] >= s]
+    return [c[0] for c in shown], sum(c[5] for c in shown)
+
+
+def tile_cell_features(view: View, k: int, cells: list[tuple[int, int]], sums: np.ndarray
+                       ) -> dict[tuple[int, int], tuple[str, float, float, float, float, int]]:
+    """Each cell's (feature, west, south, east, north, tiles), from its row of level sums."""
+    keys, redundancy, spec = tuple(view.project.answer_keys), view.project.redundancy, view.spec
+    gr = np.array([c[0] for c in cells])
+    gc = np.array([c[1] for c in cells])
+    rings, boxes = own_rings(spec, gc * k, np.minimum((gc + 1) * k, spec.cols), gr * k,
+                             np.minimum((gr + 1) * k, spec.rows), digits=5)
+    value_of = {"answer": 0, "confidence": 1, "agreement": 2, "progress": 3}[view.color]
+    made = {}
+    for (r, c), ring, box, row in zip(cells, rings, boxes.tolist(), sums.tolist()):
+        count, judged = int(row[N]), int(row[JUDGED])
+        labels = {key: int(v) for key, v in zip(keys, row[LABELS:]) if v}
+        top = max(labels, key=labels.__getitem__) if labels else None
+        values = (text(top), mean(row[CONF_SUM], row[CONF_N]), mean(row[AGREE_SUM], row[AGREE_N]),
+                  number(row[DONE] / (count * redundancy)))
+        feature = CELL_FEATURE % (
+            k, c, r, ring, c, r, count, judged, row[VOTES], values[3], values[0],
+            number(labels[top] / judged) if top else "null",
+            ",".join(f"{text(key)}:{v}" for key, v in labels.items()), values[1], values[2], row[CONTESTED],
+            values[value_of])
+        made[(r, c)] = (feature, *box, count)
+    return made
+
+
+def mean(total: float, count: float) -> str:
+    return number(total / count) if count else "null"
+
+
+CELL_FEATURE = ('{"type":"Feature","id":"c%d-%d-%d","geometry":{"type":"Polygon","coordinates":%s},"properties":'
+                '{"cell":[%d,%d],"tiles":%d,"judged":%d,"votes":%d,"progress":%s,"label":%s,"label_share":%s,'
+                '"labels":{%s},"confidence":%s,"agreement":%s,"contested":%d,"value":%s}}')
+
+
+# --- Buildings -------------------------------------------------------------------------------------------------------
+
+BUILDING_FIELDS = ("pk", "lon", "lat", "confidence", "uncertainty_m", "n_support", "n_oppose", "is_gold",
+                   "last_intact", "first_destroyed", "window_confidence")
+
+
+def buildings_in_view(view: View, filt: BuildingFilter) -> str:
+    """The destroyed buildings in view as points, or clusters over k x k tile cells when too many."""
+    properties: dict[str, Any] = {"kind": "buildings", "min_confidence": filt.min_confidence,
+                                  "votes_url": BUILDING_VOTES}
+    state = current_map_state(project=view.project, grid=view.grid)
+    if buildings_in(state, filt, view.bbox) <= MAX_BUILDINGS or not (view.cols and view.rows):
+        w, s, e, n = view.bbox
+        found = building_rows(view.project, filt).filter(lon__gte=w, lon__lte=e, lat__gte=s, lat__lte=n)
+        rows = sorted(found.values_list(*BUILDING_FIELDS)[:MAX_BUILDINGS], key=lambda r: r[3])  # surest on top
+        made = state.memo(("building points",))  # by the whole row: a changed building is made again
+        features = [made.get(r) or made.setdefault(r, building_feature(r)) for r in rows]
+        return collection({**properties, "aggregated": False, "count": len(features), "buildings": len(features)},
+                          features)
+    k = cell_size(view.spec, view.cols, view.rows, view.zoom, view.bbox, most=MAX_BUILDING_CELLS, threshold=0)
+    features, buildings = building_cells(view, filt, k, state)
+    return collection({**properties, "aggregated": True, "cell_tiles": k, "count": len(features),
+                       "buildings": buildings, "max_age_s": STATE_SECONDS}, features)
+
+
+def building_rows(project: Project, filt: BuildingFilter) -> QuerySet[Building]:
+    return Building.objects.filter(project=project).filter(filt.q()).order_by()
+
+
+BUILDING_FEATURE = ('{"type":"Feature","id":%d,"geometry":{"type":"Point","coordinates":[%.6f,%.6f]},"properties":'
+                    '{"id":%d,"confidence":%s,"uncertainty_m":%.1f,"support":%d,"oppose":%d,"is_gold":%s,'
+                    '"last_intact":%s,"first_destroyed":%s,"window_confidence":%s}}')
+
+
+def building_feature(r: tuple) -> str:
+    pk, lon, lat, confidence, uncertainty, support, oppose, gold, last_intact, first_destroyed, window = r
+    return BUILDING_FEATURE % (pk, lon, lat, pk, number(confidence), uncertainty, support, oppose,
+                               "true" if gold else "false", day(last_intact), day(first_destroyed), number(window))
+
+
+def day(value: date | None) -> str:
+    return "null" if value is None else f'"{value.isoformat()}"'
+
+
+def building_cells(view: View, filt: BuildingFilter, k: int, state: MapState) -> tuple[list[str], int]:
+    """Clusters of the buildings in the k x k tile cells in view (placed at their mean position); each
+    cluster's feature made once per state, filter and k."""
+    rows, cols = cells_over(view, k)
+    sums, highest = building_level(state, filt, k)
+    sums, highest = sums[:, rows, cols], highest[rows, cols]
+    gr, gc = np.nonzero(sums[B_N] > 0)
+    memo = state.memo(("building cells", filt, k))
+    cells = list(zip((gr + rows.start).tolist(), (gc + cols.start).tolist()))
+    for (r, c), row, top in zip(cells, sums[:, gr, gc].T.tolist(), highest[gr, gc].tolist()):
+        if (r, c) not in memo:
+            memo[(r, c)] = cluster_feature(k, r, c, row, top)
+    w, s, e, n = view.bbox
+    shown = [memo[cell] for cell in cells]
+    shown = [b for b in shown if w <= b[1] <= e and s <= b[2] <= n]
+    return [b[0] for b in shown], sum(b[3] for b in shown)
+
+
+def cluster_feature(k: int, r: int, c: int, row: list[float], top: float) -> tuple[str, float, float, int]:
+    """(feature, lon, lat, buildings) of the cluster of cell (c, r) from its sums."""
+    count = int(row[B_N])
+    lon, lat = row[B_LON] / count, row[B_LAT] / count
+    props = {"cell": [c, r], "buildings": count, "confidence": rounded(row[B_CONF] / count),
+             "max_confidence": rounded(top), "support": int(row[B_SUPPORT])}
+    feature = ('{"type":"Feature","id":"b' + f"{k}-{c}-{r}" + '","geometry":{"type":"Point","coordinates":['
+               + f"{lon:.6f},{lat:.6f}" + ']},"properties":' + dumps(props) + "}")
+    return feature, lon, lat, count
