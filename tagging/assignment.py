@@ -3,27 +3,42 @@
 A tile can be handed out while its votes plus live leases are below the project's
 redundancy and the volunteer has never been given it nor voted on it. Candidates are
 taken with SELECT ... FOR UPDATE SKIP LOCKED on PostgreSQL, so concurrent volunteers
-get different tiles; SQLite serializes writers (BEGIN IMMEDIATE), so the same code is
-correct there too, only slower.
+get different tiles; SQLite serializes writers (BEGIN IMMEDIATE), so the same statements
+without the lock clause are correct there too, only slower.
+
+Every tile a volunteer tags goes through here, so the claim is a few hand-written
+statements (PostgreSQL and SQLite dialects both read them) instead of ORM queries, whose
+compilation cost several times their database time (bench.volunteers).
+
+A lease row that was written already lapsed (expires_at not after created_at) was never
+live: it records that the volunteer has seen a tile without being given it to tag (the
+tutorial showed its answer, see ensure_seen). Such a tile is never handed to them, and
+their answer on it is refused (tagging.classifications).
 """
 
 import math
 import random
 from collections.abc import Sequence
-from datetime import timedelta
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
-from django.db import transaction
-from django.db.models import Count, Exists, F, OuterRef, QuerySet
+from django.db import connection, transaction
+from django.db.models import F
 from django.utils import timezone
 
 from config.errors import Conflict
-from imagery.models import Grid, Tile
-from tagging.models import Assignment, Classification, Project
+from imagery.models import Tile
+from tagging import rows
+from tagging.models import Assignment, Project
 
 CANDIDATE_WINDOW = 32  # more than the transactions that can hold tile locks at once (web threads + workers)
 CLAIM_ATTEMPTS = 5  # tiles found full once locked before giving up on this request (the client asks again)
+SHUFFLE_MODULUS = 2_147_483_647  # a prime: (id * salt) mod it orders tiles of equal rank differently per request
+NO_WINDOW = 2**62  # the candidate query's LIMIT when every tile of the window is locked by others
+PROJECT_GRID = "(SELECT g.id FROM imagery_grid g WHERE g.project_id = %(project)s ORDER BY g.id LIMIT 1)"  # SQL
 
 
 def gold_probability(*, project_rate: float, tiles_done: int) -> float:
@@ -40,99 +55,169 @@ def next_tile_for(*, volunteer: AbstractBaseUser, project: Project, rng: random.
     unless its tile is in `exclude`: the tagging page asks for the next tile while the current
     one (excluded) is still on screen, so a volunteer holds at most one lease ahead.
     Raises Conflict when the project is not open for tagging. Holds the chosen tile's row lock
-    until commit.
+    until commit. The lease's tile is loaded (lease.tile) and lease.project is `project`.
     """
     if project.status != Project.Status.ACTIVE:
         raise Conflict(f"The project '{project.slug}' is {project.status}, not open for tagging.")
-    grid = Grid.objects.filter(project=project).only("pk").first()
-    if grid is None:
-        return None
+    rng = rng or random
     now = timezone.now()
     expires = now + timedelta(seconds=settings.LEASE_SECONDS)
+    claim = _Claim(project=project, volunteer_id=volunteer.pk, now=now, expires=expires,
+                   salt=rng.randrange(1, SHUFFLE_MODULUS))
     with transaction.atomic():
-        held = _held_lease(volunteer, project, now, exclude)
+        done, held = _volunteer_state(claim, exclude)
         if held is not None:
             Assignment.objects.filter(pk=held.pk).update(expires_at=expires)
-            held.expires_at = expires
             return held
-        done = Classification.objects.filter(project=project, volunteer=volunteer).count()
-        want_gold = (rng or random).random() < gold_probability(project_rate=project.gold_rate, tiles_done=done)
-        tile = (_claim(grid, project, volunteer, now, gold=want_gold)
-                or _claim(grid, project, volunteer, now, gold=not want_gold))
-        if tile is None:
-            return None
-        return Assignment.objects.create(tile=tile, volunteer=volunteer, project=project, expires_at=expires,
-                                         is_gold=tile.status == Tile.Status.GOLD)
+        want_gold = rng.random() < gold_probability(project_rate=project.gold_rate, tiles_done=done)
+        return _claim(claim, gold=want_gold) or _claim(claim, gold=not want_gold)
 
 
-def _held_lease(volunteer: AbstractBaseUser, project: Project, now: timezone.datetime,
-                exclude: Sequence[int]) -> Assignment | None:
-    voted = Classification.objects.filter(tile=OuterRef("tile"), volunteer=volunteer)
-    held = Assignment.objects.filter(volunteer=volunteer, project=project, expires_at__gt=now)
-    if exclude:
-        held = held.exclude(tile_id__in=list(exclude))
-    return held.exclude(Exists(voted)).select_related("tile").order_by("created_at").first()
+@dataclass(frozen=True)
+class _Claim:
+    project: Project
+    volunteer_id: int
+    now: datetime
+    expires: datetime
+    salt: int  # this request's order among tiles of equal rank, so that concurrent claimers spread out
+
+    def params(self, **more: Any) -> dict[str, Any]:
+        adapt = connection.ops.adapt_datetimefield_value  # SQLite stores text; PostgreSQL takes the datetime
+        return {"project": self.project.pk, "volunteer": self.volunteer_id, "now": adapt(self.now),
+                "expires": adapt(self.expires), "salt": self.salt, "redundancy": self.project.redundancy,
+                "open": Tile.Status.OPEN, "gold": Tile.Status.GOLD, **more}
 
 
-def _candidates(grid: Grid, project: Project, volunteer: AbstractBaseUser, now: timezone.datetime,
-                *, gold: bool) -> QuerySet[Tile]:
-    seen = Assignment.objects.filter(tile=OuterRef("pk"), volunteer=volunteer)
-    tiles = Tile.objects.filter(grid=grid).exclude(Exists(seen))
-    if gold:
-        return tiles.filter(status=Tile.Status.GOLD).order_by("vote_count", "pk")
-    # Tiles whose votes plus live leases already make the redundancy. Computed once per query over the
-    # live leases only (the expires_at index) and hashed, not counted again for every open tile (bench.volunteers).
-    full = (Assignment.objects.filter(expires_at__gt=now, tile__grid=grid).order_by()
-            .values("tile", "tile__vote_count").annotate(n=Count("pk"))
-            .filter(n__gte=project.redundancy - F("tile__vote_count")).values("tile"))
-    tiles = tiles.filter(status=Tile.Status.OPEN, vote_count__lt=project.redundancy).exclude(pk__in=full)
-    if project.scheduling == Project.Scheduling.DEPTH_FIRST:
-        return tiles.order_by("-vote_count", "-priority", "pk")
-    return tiles.order_by("vote_count", "-priority", "pk")
+def _volunteer_state(claim: _Claim, exclude: Sequence[int]) -> tuple[int, Assignment | None]:
+    """One statement: the volunteer's votes on the project (counted up to where the gold rate no longer
+    changes), and the oldest live lease they hold on a tile they have not answered and is not in `exclude`."""
+    skip, skipped = _not_in("a.tile_id", "exclude", exclude)
+    cap = math.ceil(10 * settings.GOLD_RATE_DECAY_TILES)  # exp(-10): within 0.005% of the project's rate
+    row = rows.fetch_one(f"""
+        SELECT (SELECT COUNT(*) FROM (SELECT 1 FROM tagging_classification
+                                      WHERE project_id = %(project)s AND volunteer_id = %(volunteer)s
+                                      LIMIT %(cap)s) done),
+               held.*
+        FROM (SELECT 1) one LEFT JOIN (
+            SELECT a.id AS lease_id, a.is_gold AS lease_is_gold, {rows.columns(Tile, "t")}
+            FROM tagging_assignment a JOIN imagery_tile t ON t.id = a.tile_id
+            WHERE a.volunteer_id = %(volunteer)s AND a.project_id = %(project)s AND a.expires_at > %(now)s{skip}
+              AND NOT EXISTS (SELECT 1 FROM tagging_classification c
+                              WHERE c.tile_id = a.tile_id AND c.volunteer_id = %(volunteer)s)
+            ORDER BY a.created_at LIMIT 1) held ON TRUE""", claim.params(cap=cap, **skipped))
+    assert row is not None  # one row, always
+    done, lease_id, is_gold, *tile = row
+    if lease_id is None:
+        return int(done), None
+    return int(done), _lease(claim, lease_id=lease_id, is_gold=bool(is_gold), tile=rows.instance(Tile, iter(tile)))
 
 
-def _claim(grid: Grid, project: Project, volunteer: AbstractBaseUser, now: timezone.datetime,
-           *, gold: bool) -> Tile | None:
-    """Lock the first free candidate. An open tile is counted again once locked, see _has_room."""
+def _claim(claim: _Claim, *, gold: bool) -> Assignment | None:
+    """Lock a free candidate and lease it when, counted again under the lock, it still has room."""
     passed: list[int] = []
     for _ in range(CLAIM_ATTEMPTS):
-        tile = _lock_first(grid, project, volunteer, now, gold=gold, passed=passed)
-        if tile is None or gold or _has_room(tile, project, now):
-            return tile
+        tile = (_lock_candidate(claim, gold=gold, passed=passed, window=CANDIDATE_WINDOW)
+                or _lock_candidate(claim, gold=gold, passed=passed, window=NO_WINDOW))
+        if tile is None:
+            return None
+        lease_id = _insert_lease(claim, tile)
+        if lease_id is not None:
+            return _lease(claim, lease_id=lease_id, is_gold=tile.status == Tile.Status.GOLD, tile=tile)
         passed.append(tile.pk)
     return None
 
 
-def _has_room(tile: Tile, project: Project, now: timezone.datetime) -> bool:
-    """Votes plus live leases still below the redundancy, counted after the tile's lock is held.
+def _lock_candidate(claim: _Claim, *, gold: bool, passed: list[int], window: int) -> Tile | None:
+    """The first candidate in the project's order that no other transaction has locked, locked.
+
+    A sort under FOR UPDATE cannot stop at the first rows: it would sort every open tile. So the
+    first `window` candidates come from a bounded (top-N, index) scan without locks, and are
+    locked in order, the first one free wins. Among tiles of equal rank (at the start, every
+    tile: no votes, same priority) the order is shuffled per request, so concurrent volunteers
+    go for different tiles instead of queueing on the first ones. The row's own conditions are
+    repeated outside, so that a tile voted on meanwhile is checked again on its new row.
+    """
+    depth_first = not gold and claim.project.scheduling == Project.Scheduling.DEPTH_FIRST
+    votes = "vote_count DESC" if depth_first else "vote_count"
+
+    def kind(alias: str) -> str:
+        if gold:
+            return f"{alias}.status = %(gold)s"
+        return f"{alias}.status = %(open)s AND {alias}.vote_count < %(redundancy)s"
+
+    # Votes plus live leases below the redundancy: a count over the (tile, expires_at) index for each tile the scan
+    # passes, which stops at the window; the full tiles it passes are those whose leases are out (bench.volunteers).
+    room = "" if gold else """
+              AND (SELECT COUNT(*) FROM tagging_assignment a
+                   WHERE a.tile_id = c.id AND a.expires_at > %(now)s) < %(redundancy)s - c.vote_count"""
+    skip, skipped = _not_in("c.id", "passed", passed)
+    lock = " FOR UPDATE OF t SKIP LOCKED" if connection.features.has_select_for_update_skip_locked else ""
+    row = rows.fetch_one(f"""
+        SELECT {rows.columns(Tile, "t")} FROM imagery_tile t
+        WHERE t.id IN (
+            SELECT c.id FROM imagery_tile c
+            WHERE c.grid_id = {PROJECT_GRID}
+              AND {kind("c")}{room}{skip}
+              AND NOT EXISTS (SELECT 1 FROM tagging_assignment s
+                              WHERE s.tile_id = c.id AND s.volunteer_id = %(volunteer)s)
+            ORDER BY c.{votes}, c.priority DESC, c.id
+            LIMIT %(window)s)
+          AND {kind("t")}
+        ORDER BY t.{votes}, t.priority DESC, (t.id * %(salt)s) %% {SHUFFLE_MODULUS}
+        LIMIT 1{lock}""", claim.params(window=window, **skipped))
+    return rows.instance(Tile, iter(row)) if row is not None else None
+
+
+def _insert_lease(claim: _Claim, tile: Tile) -> int | None:
+    """The new lease's id; None when the tile is full after all (or the volunteer got it meanwhile, another tab).
 
     The candidate query's snapshot predates the lock: on PostgreSQL a transaction that leased
     this tile and committed just before we locked it is invisible to that query (a lease insert
-    does not change the tile row, so PostgreSQL does not re-check it). A new statement sees
-    every such commit, and nobody can add a lease while we hold the lock. Without this check
-    bench.volunteers found 105 tiles over the redundancy at 500 volunteers.
+    does not change the tile row, so PostgreSQL does not re-check it). This statement is a new
+    snapshot that sees every such commit, and nobody can add a lease while we hold the lock.
+    Without this count bench.volunteers found 105 tiles over the redundancy at 500 volunteers.
+    The tile's vote count is the locked row's, which no vote can change before we commit.
     """
-    leases = Assignment.objects.filter(tile=tile, expires_at__gt=now).count()
-    return tile.vote_count + leases < project.redundancy
+    gold = tile.status == Tile.Status.GOLD
+    room = "TRUE" if gold else """(SELECT COUNT(*) FROM tagging_assignment a
+                                   WHERE a.tile_id = %(tile)s AND a.expires_at > %(now)s) < %(room)s"""
+    row = rows.fetch_one(f"""
+        INSERT INTO tagging_assignment (tile_id, volunteer_id, project_id, is_gold, created_at, expires_at)
+        SELECT %(tile)s, %(volunteer)s, %(project)s, %(is_gold)s, %(now)s, %(expires)s
+        WHERE {room}
+        ON CONFLICT DO NOTHING
+        RETURNING id""", claim.params(tile=tile.pk, is_gold=gold, room=claim.project.redundancy - tile.vote_count))
+    return int(row[0]) if row is not None else None
 
 
-def _lock_first(grid: Grid, project: Project, volunteer: AbstractBaseUser, now: timezone.datetime,
-                *, gold: bool, passed: list[int]) -> Tile | None:
-    candidates = _candidates(grid, project, volunteer, now, gold=gold)
-    if passed:
-        candidates = candidates.exclude(pk__in=passed)
-    if not gold:
-        # Under FOR UPDATE the sort cannot stop at the first rows: it would sort every open tile. So the
-        # first CANDIDATE_WINDOW candidates in order come from a bounded (top-N) sort without locks, and
-        # the first of them not locked by another transaction is taken; all of them locked, the full query.
-        # The row's own conditions are repeated so that a tile voted on meanwhile is checked again.
-        head = candidates.values("pk")[:CANDIDATE_WINDOW]
-        first = Tile.objects.filter(pk__in=head, status=Tile.Status.OPEN, vote_count__lt=project.redundancy)
-        tile = (first.order_by(*candidates.query.order_by)
-                .select_for_update(skip_locked=True, of=("self",)).first())
-        if tile is not None:
-            return tile
-    return candidates.select_for_update(skip_locked=True, of=("self",)).first()
+def _lease(claim: _Claim, *, lease_id: int, is_gold: bool, tile: Tile) -> Assignment:
+    """The lease as loaded from the database (created_at is deferred), with its tile and project attached."""
+    fields = ["id", "tile_id", "volunteer_id", "project_id", "is_gold", "expires_at"]
+    lease = Assignment.from_db(connection.alias, fields,
+                               (lease_id, tile.pk, claim.volunteer_id, claim.project.pk, is_gold, claim.expires))
+    lease.tile, lease.project = tile, claim.project
+    return lease
+
+
+def _not_in(column: str, name: str, ids: Sequence[int]) -> tuple[str, dict[str, int]]:
+    """SQL " AND column NOT IN (...)" with one named parameter per id (SQLite has no arrays), and the parameters."""
+    params = {f"{name}{index}": int(value) for index, value in enumerate(ids)}
+    if not params:
+        return "", {}
+    return f" AND {column} NOT IN ({', '.join(f'%({key})s' for key in params)})", params
+
+
+def ensure_seen(*, volunteer: AbstractBaseUser, project: Project, tile_ids: Sequence[int]) -> None:
+    """Record that the volunteer has seen these tiles and their answers (the tutorial's tiles).
+
+    They are never handed to this volunteer, and an answer of theirs on one is refused. A lease
+    they hold on one of them lapses. Safe to repeat.
+    """
+    Assignment.objects.bulk_create([
+        Assignment(volunteer=volunteer, tile_id=tile_id, project=project, is_gold=True, expires_at=timezone.now())
+        for tile_id in tile_ids], ignore_conflicts=True)
+    # Written already lapsed (see the module's docstring): a lease that was never live.
+    Assignment.objects.filter(volunteer=volunteer, tile_id__in=list(tile_ids)).update(expires_at=F("created_at"))
 
 
 def release_lease(*, volunteer: AbstractBaseUser, tile_id: int) -> bool:

@@ -6,13 +6,13 @@ from typing import Any
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
-from django.db import IntegrityError, transaction
-from django.db.models import F
+from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
-from config.errors import Conflict, InvalidInput
+from config.errors import Conflict, InvalidInput, NotFound
 from imagery.models import ImageryLayer, Tile
-from tagging.models import Assignment, Classification, GoldAnswer, Mark, Project
+from tagging import rows
+from tagging.models import Classification, GoldAnswer, Mark, Project
 
 log = logging.getLogger(__name__)
 
@@ -57,43 +57,80 @@ def record_classification(*, volunteer: AbstractBaseUser, tile: Tile, answer: st
     """Store one volunteer's answer on a tile; returns (classification, created).
 
     A replay (double click, network retry) returns the stored row with created=False and
-    changes nothing. The tile's vote count and status change in the same transaction; the
-    tile's consensus update is enqueued after commit. Raises InvalidInput for bad input and
-    Conflict when the volunteer may not answer this tile (any more).
+    changes nothing. The tile's vote count and status change in the same transaction, under
+    the tile's row lock; the tile's consensus update is enqueued after commit. The classification
+    comes with its marks and their layers (classification.mark_rows). Raises InvalidInput
+    for bad input, NotFound when the tile has vanished, and Conflict when the volunteer may not
+    answer this tile (any more), or may never: they saw its answer in the tutorial.
 
     imported=True records a vote cast elsewhere (a campaign migrating in, a replayed crowd): it
     needs no lease nor an open project or tile, and enqueues nothing; the importer recomputes
     the project's consensus once at the end.
     """
-    existing = Classification.objects.filter(volunteer=volunteer, tile=tile).first()
-    if existing is not None:
-        return existing, False
     project = tile.grid.project
-    layers = check_classification(project=project, tile=tile, answer=answer, marks=marks, seconds=seconds)
     too_fast = seconds is not None and seconds < settings.MIN_SECONDS_PER_TILE
     try:
         with transaction.atomic():
-            locked = Tile.objects.select_for_update().get(pk=tile.pk)
+            locked = _lock_tile(tile.pk, volunteer.pk)
+            if locked.vote_id is not None:
+                return _stored(Classification.objects.get(pk=locked.vote_id)), False
+            layers = check_classification(project=project, tile=tile, answer=answer, marks=marks, seconds=seconds)
             if not imported:
-                _check_allowed(volunteer, locked, project)
-            classification = Classification.objects.create(
-                project=project, tile=locked, volunteer=volunteer, answer=answer, seconds=seconds,
-                too_fast=too_fast, is_gold=locked.status == Tile.Status.GOLD, source=source)
-            Mark.objects.bulk_create([_mark(classification, locked, m, layers) for m in marks])
-            _count_vote(locked, project, counted=not too_fast)
-            Assignment.objects.filter(volunteer=volunteer, tile=locked).update(expires_at=timezone.now())
+                _check_allowed(locked, project)
+            classification = Classification(
+                project=project, tile=tile, volunteer=volunteer, answer=answer, seconds=seconds, too_fast=too_fast,
+                is_gold=locked.status == Tile.Status.GOLD, source=source, created_at=timezone.now())
+            classification.mark_rows = [_mark(classification, tile, mark, layers) for mark in marks]
+            _store_vote(classification, locked, retire=(not too_fast and locked.status == Tile.Status.OPEN
+                                                        and locked.vote_count + 1 >= project.redundancy))
             if not imported:
-                transaction.on_commit(lambda: _enqueue_tile_update(locked.pk))
+                transaction.on_commit(lambda: _enqueue_tile_update(tile.pk))
     except IntegrityError:
         # Two identical submits raced: the other one won; return what it stored.
-        return Classification.objects.get(volunteer=volunteer, tile=tile), False
+        return _stored(Classification.objects.get(volunteer=volunteer, tile=tile)), False
     return classification, True
 
 
-def _check_allowed(volunteer: AbstractBaseUser, tile: Tile, project: Project) -> None:
+def _stored(classification: Classification) -> Classification:
+    classification.mark_rows = list(classification.marks.select_related("layer").order_by("pk"))
+    return classification
+
+
+@dataclass(frozen=True)
+class _LockedTile:
+    """A tile's row as locked for a vote, with what the voter has done on it."""
+
+    pk: int
+    status: str
+    vote_count: int
+    lease: bool | None  # the voter's lease: None without one, False when it was never live (the tutorial's)
+    vote_id: int | None  # the voter's classification when they have answered already
+
+
+def _lock_tile(tile_id: int, volunteer_id: int) -> _LockedTile:
+    """One statement: lock the tile's row (PostgreSQL; SQLite's writers are serialized) and read the voter's state."""
+    lock = " FOR UPDATE OF t" if connection.features.has_select_for_update_of else ""
+    row = rows.fetch_one(f"""
+        SELECT t.status, t.vote_count,
+               (SELECT a.expires_at > a.created_at FROM tagging_assignment a
+                WHERE a.tile_id = t.id AND a.volunteer_id = %(volunteer)s),
+               (SELECT c.id FROM tagging_classification c WHERE c.tile_id = t.id AND c.volunteer_id = %(volunteer)s)
+        FROM imagery_tile t WHERE t.id = %(tile)s{lock}""", {"tile": tile_id, "volunteer": volunteer_id})
+    if row is None:
+        raise NotFound(f"There is no tile {tile_id}.")
+    status, votes, lease, vote_id = row
+    return _LockedTile(tile_id, status, votes, None if lease is None else bool(lease), vote_id)
+
+
+def _check_allowed(tile: _LockedTile, project: Project) -> None:
     if project.status != Project.Status.ACTIVE:
         raise Conflict(f"The project '{project.slug}' is {project.status}, not open for tagging.")
-    if Assignment.objects.filter(volunteer=volunteer, tile=tile).exists():
+    if tile.lease is False:
+        # The tutorial showed this tile with its answer (a practice or example tile): a vote on it would
+        # score the volunteer on an answer they were told.
+        raise Conflict("You saw this tile's answer in the tutorial, so your answer on it cannot count as a vote; "
+                       "ask for the next tile.", code="practice_tile")
+    if tile.lease:
         return  # leased to them: their answer counts even if the lease has just lapsed
     if tile.status == Tile.Status.OPEN and tile.vote_count < project.redundancy:
         return
@@ -107,12 +144,55 @@ def _mark(classification: Classification, tile: Tile, mark: MarkInput, layers: d
                 ground_y=tile.maxy - mark.y * pixel, layer=layers.get(mark.date) if mark.date else None)
 
 
-def _count_vote(tile: Tile, project: Project, *, counted: bool) -> None:
-    if not counted:
-        return  # too fast to have looked: recorded, but another volunteer should see the tile
-    retire = tile.status == Tile.Status.OPEN and tile.vote_count + 1 >= project.redundancy
-    Tile.objects.filter(pk=tile.pk).update(
-        vote_count=F("vote_count") + 1, **({"status": Tile.Status.RETIRED} if retire else {}))
+VOTE_FIELDS = ("project_id", "tile_id", "volunteer_id", "answer", "seconds", "too_fast", "is_gold", "source",
+               "created_at")
+MARK_FIELDS = ("x", "y", "ground_x", "ground_y", "layer_id")
+
+
+def _store_vote(classification: Classification, locked: _LockedTile, *, retire: bool) -> None:
+    """Insert the classification and its marks, count it on the tile (unless too fast; retiring the tile when
+    `retire`) and let the voter's lease lapse, under the tile's row lock. Sets classification.pk.
+
+    Plain statements (tagging.rows); on PostgreSQL one statement, the steps as data-modifying WITH
+    queries: a vote is then four round trips to the database (BEGIN, the lock, this, COMMIT).
+    """
+    at_once = connection.vendor == "postgresql"
+    adapt = connection.ops.adapt_datetimefield_value
+    params: dict[str, Any] = {field: getattr(classification, field) for field in VOTE_FIELDS}
+    params.update(created_at=adapt(classification.created_at), retired=Tile.Status.RETIRED)
+    steps = {"vote": f"""INSERT INTO tagging_classification ({", ".join(VOTE_FIELDS)})
+                         VALUES ({", ".join(f"%({field})s" for field in VOTE_FIELDS)}) RETURNING id"""}
+    if not classification.too_fast:
+        steps["counted"] = ("UPDATE imagery_tile SET vote_count = vote_count + 1"
+                            f"{', status = %(retired)s' if retire else ''} WHERE id = %(tile_id)s")
+    if locked.lease:
+        steps["lapsed"] = """UPDATE tagging_assignment SET expires_at = %(created_at)s
+                             WHERE volunteer_id = %(volunteer_id)s AND tile_id = %(tile_id)s
+                               AND expires_at > %(created_at)s"""
+    if classification.mark_rows:
+        params.update({f"m{n}_{field}": getattr(mark, field) for n, mark in enumerate(classification.mark_rows)
+                       for field in MARK_FIELDS})
+        values = ", ".join(f"({', '.join(f'%(m{n}_{field})s' for field in MARK_FIELDS)})"
+                           for n in range(len(classification.mark_rows)))
+        # A VALUES list names its columns column1, column2...; the casts type its NULLs on PostgreSQL.
+        casts = ", ".join(f"CAST(m.column{i} AS {'bigint' if field == 'layer_id' else 'double precision'})"
+                          for i, field in enumerate(MARK_FIELDS, 1))
+        vote = "vote" if at_once else "(SELECT %(vote)s AS id) vote"  # the WITH query's row, or the id inserted
+        steps["marks"] = f"""INSERT INTO tagging_mark (classification_id, {", ".join(MARK_FIELDS)})
+                             SELECT vote.id, {casts} FROM {vote}, (VALUES {values}) m"""
+    if at_once:
+        row = rows.fetch_one("WITH " + ", ".join(f"{name} AS ({sql})" for name, sql in steps.items())
+                             + " SELECT id FROM vote", params)
+    else:
+        row = rows.fetch_one(steps.pop("vote"), params)
+        params["vote"] = row[0] if row else None
+        with connection.cursor() as cursor:
+            for sql in steps.values():
+                cursor.execute(sql, params)
+    assert row is not None
+    classification.pk = row[0]
+    classification._state.adding = False
+    classification._state.db = connection.alias
 
 
 def _enqueue_tile_update(tile_id: int) -> None:
@@ -123,23 +203,33 @@ def _enqueue_tile_update(tile_id: int) -> None:
 
 def refresh_tile(*, tile_id: int) -> int:
     """Recompute a tile's vote count from its stored votes (idempotent); returns the count."""
-    with transaction.atomic():
-        # The row lock serializes this with votes being recorded on the tile.
-        if not Tile.objects.select_for_update().filter(pk=tile_id).exists():
+    lock = " FOR UPDATE" if connection.features.has_select_for_update else ""
+    with transaction.atomic(), connection.cursor() as cursor:
+        # The row lock serializes this with votes being recorded on the tile. It is taken by a statement of
+        # its own, so that the count (a new statement, a new snapshot) sees every vote committed before it.
+        cursor.execute(f"SELECT id FROM imagery_tile WHERE id = %(tile)s{lock}", {"tile": tile_id})
+        if cursor.fetchone() is None:
             log.info("tile %s vanished before its refresh", tile_id)
             return 0
-        votes = Classification.objects.filter(tile_id=tile_id, too_fast=False).count()
-        Tile.objects.filter(pk=tile_id).update(vote_count=votes)
-    return votes
+        cursor.execute("""
+            UPDATE imagery_tile SET vote_count = (SELECT COUNT(*) FROM tagging_classification c
+                                                  WHERE c.tile_id = %(tile)s AND NOT c.too_fast)
+            WHERE id = %(tile)s RETURNING vote_count""", {"tile": tile_id})
+        return int(cursor.fetchone()[0])
 
 
-def gold_feedback(*, classification: Classification, radius_px: float = 25.0) -> dict[str, Any] | None:
-    """For a gold tile: was the answer right, which known buildings were found, missed, or wrongly marked."""
+def gold_feedback(*, classification: Classification, marks: list[tuple[float, float]] | None = None,
+                  radius_px: float = 25.0) -> dict[str, Any] | None:
+    """For a gold tile: was the answer right, which known buildings were found, missed, or wrongly marked.
+
+    marks: the classification's marks (tile pixels) when the caller has them, else they are loaded.
+    """
     gold = GoldAnswer.objects.filter(tile_id=classification.tile_id).first()
     if gold is None:
         return None
-    return compare_with_gold(gold=gold, answer=classification.answer,
-                             marks=[(m.x, m.y) for m in classification.marks.all()], radius_px=radius_px)
+    if marks is None:
+        marks = [(m.x, m.y) for m in classification.marks.all()]
+    return compare_with_gold(gold=gold, answer=classification.answer, marks=marks, radius_px=radius_px)
 
 
 def compare_with_gold(*, gold: GoldAnswer, answer: str, marks: list[tuple[float, float]],

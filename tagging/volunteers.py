@@ -2,8 +2,8 @@
 
 A volunteer joins a project by starting on it (the tagging page, the tutorial) or by an
 invitation for a private project. Practice tiles are the project's gold tiles: answering one
-in the tutorial stores no vote, but the tile counts as seen, so it is never served to that
-volunteer later (they have seen its answer).
+in the tutorial stores no vote, but the tile counts as seen (assignment.ensure_seen), so it is
+never served to that volunteer later and their vote on it is refused (they have seen its answer).
 """
 
 import secrets
@@ -19,8 +19,9 @@ from django.utils import timezone
 
 from config.errors import Conflict, NotFound
 from imagery.models import Tile
+from tagging.assignment import ensure_seen
 from tagging.classifications import MarkInput, check_classification, compare_with_gold
-from tagging.models import Assignment, Classification, GoldAnswer, Invitation, Membership, Project
+from tagging.models import Classification, GoldAnswer, Invitation, Membership, Project
 
 
 def join_project(*, volunteer: AbstractBaseUser, project: Project) -> Membership:
@@ -60,8 +61,7 @@ def check_practice(*, volunteer: AbstractBaseUser, project: Project, tile_id: in
         raise NotFound(f"Tile {tile_id} is not a practice tile of this project.")
     gold = GoldAnswer.objects.select_related("tile").get(tile_id=tile_id)
     check_classification(project=project, tile=gold.tile, answer=answer, marks=marks, seconds=None)
-    Assignment.objects.get_or_create(volunteer=volunteer, tile=gold.tile, defaults={
-        "project": project, "is_gold": True, "expires_at": timezone.now()})
+    ensure_seen(volunteer=volunteer, project=project, tile_ids=[tile_id])
     return compare_with_gold(gold=gold, answer=answer, marks=[(m.x, m.y) for m in marks])
 
 
@@ -70,10 +70,7 @@ def finish_tutorial(*, volunteer: AbstractBaseUser, project: Project) -> Members
     membership = join_project(volunteer=volunteer, project=project)
     practice = practice_tiles(project=project)
     shown = [t.pk for t in practice] + [g.tile_id for g in example_tiles(project=project, practice=practice)]
-    seen = set(Assignment.objects.filter(volunteer=volunteer, tile_id__in=shown).values_list("tile_id", flat=True))
-    Assignment.objects.bulk_create([
-        Assignment(volunteer=volunteer, tile_id=tile_id, project=project, is_gold=True, expires_at=timezone.now())
-        for tile_id in shown if tile_id not in seen], ignore_conflicts=True)
+    ensure_seen(volunteer=volunteer, project=project, tile_ids=shown)
     if membership.tutorial_done_at is None:
         membership.tutorial_done_at = timezone.now()
         membership.save(update_fields=["tutorial_done_at"])

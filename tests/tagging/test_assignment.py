@@ -143,3 +143,16 @@ def test_a_lease_is_renewed_while_the_volunteer_works(volunteer, outsider) -> No
     assert other.post(f"/api/v1/leases/{lease.pk}/renew/").status_code == 404
     Assignment.objects.filter(pk=lease.pk).update(expires_at=timezone.now() - timedelta(seconds=1))
     assert api.post(f"/api/v1/leases/{lease.pk}/renew/").status_code == 409
+
+
+def test_volunteers_arriving_together_spread_over_the_tiles_of_the_best_rank_only(django_user_model) -> None:
+    """Breadth-first hands out a tile with the fewest votes; among equals each request takes its own pick, so that
+    concurrent volunteers do not all queue for the same first rows (their locks, their recount)."""
+    project = project_with_tiles(cols=4, rows=4, redundancy=20, gold_rate=0.0)
+    voted = list(Tile.objects.order_by("pk")[:8])  # the first tiles in id order have a vote: a worse rank
+    for tile in voted:
+        vote(django_user_model.objects.create_user(f"early{tile.pk}"), tile)
+    handed = [next_tile_for(volunteer=django_user_model.objects.create_user(f"v{i}"), project=project,
+                            rng=random.Random(i)).tile_id for i in range(16)]
+    assert not set(handed) & {tile.pk for tile in voted}
+    assert len(set(handed)) >= 4, handed  # one tile for all of them without the per-request order

@@ -234,3 +234,37 @@ def test_volunteers_cannot_tell_gold_tiles_nor_see_progress_per_tile(volunteer, 
     assert refused.status_code == 403
     coordinator_view = client(platform_admin).get("/api/v1/projects/raqqa/tiles/?status=gold").json()["results"]
     assert [t["id"] for t in coordinator_view] == [gold.pk] and coordinator_view[0]["status"] == "gold"
+
+
+def test_a_tile_whose_answer_the_tutorial_showed_does_not_take_the_volunteers_vote(volunteer) -> None:
+    project = project_with_tiles(cols=3, rows=2)
+    make_gold(project, 5)
+    api = client(volunteer)
+    tutorial = api.get("/api/v1/projects/raqqa/tutorial/").json()
+    practice = tutorial["practice"][0]["id"]
+    assert api.post(f"/api/v1/projects/raqqa/tutorial/practice/{practice}/", {"answer": "destroyed"},
+                    format="json").status_code == 200
+    # An API client that saw the answer posts it as a vote on the practice tile: refused, nothing stored.
+    vote = api.post(f"/api/v1/tiles/{practice}/classifications/", {"answer": "destroyed", "seconds": 9},
+                    format="json")
+    assert vote.status_code == 409, vote.json()
+    assert vote.json()["error"]["code"] == "practice_tile" and "tutorial" in vote.json()["error"]["message"]
+    # The same for the examples, whose answers the tutorial shows once it is done.
+    assert api.post("/api/v1/projects/raqqa/tutorial/done/").status_code == 200
+    example = tutorial["examples"][0]["id"]
+    assert api.post(f"/api/v1/tiles/{example}/classifications/", {"answer": "destroyed", "seconds": 9},
+                    format="json").status_code == 409
+    assert not Classification.objects.exists()
+    assert Tile.objects.get(pk=practice).vote_count == 0
+
+
+def test_practising_on_a_tile_the_volunteer_holds_a_lease_on_ends_that_lease(volunteer) -> None:
+    project = project_with_tiles(cols=1, rows=1)
+    tile = make_gold(project, 1)[0]
+    api = client(volunteer)
+    assert api.post("/api/v1/projects/raqqa/tasks/next/").json()["tile"]["id"] == tile.pk  # a live lease on it
+    assert api.post(f"/api/v1/projects/raqqa/tutorial/practice/{tile.pk}/", {"answer": "destroyed"},
+                    format="json").status_code == 200
+    assert api.post(f"/api/v1/tiles/{tile.pk}/classifications/", {"answer": "destroyed", "seconds": 9},
+                    format="json").status_code == 409
+    assert api.post("/api/v1/projects/raqqa/tasks/next/").status_code == 204  # seen: never handed out again

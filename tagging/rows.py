@@ -1,0 +1,57 @@
+"""Model instances from hand-written SQL, for the few queries that run on every request of a volunteer.
+
+The ORM compiles a query in several times the database's time for it (bench.volunteers), so the
+hot paths select whole rows with plain SQL and load them here exactly as the ORM would (the
+field converters: JSON, dates on SQLite). Imports nothing of the platform's own.
+"""
+
+from collections.abc import Iterator
+from functools import cache
+from typing import Any
+
+from django.db import connection
+from django.db.models import Model
+
+
+@cache
+def columns(model: type[Model], alias: str) -> str:
+    """SQL: every column of the model's table as `alias`, in the order instance() reads them."""
+    return ", ".join(f'{alias}."{field.column}"' for field in model._meta.concrete_fields)
+
+
+def instance(model: type[Model], values: Iterator[Any]) -> Any:
+    """The model instance made of the next values (those of columns()), converted as the ORM does."""
+    loaded = []
+    for (column, converters), value in zip(_converters(model, connection.vendor), values):
+        for convert in converters:
+            value = convert(value, column, connection)
+        loaded.append(value)
+    return model.from_db(connection.alias, _attnames(model), loaded)
+
+
+@cache
+def _attnames(model: type[Model]) -> list[str]:
+    return [field.attname for field in model._meta.concrete_fields]
+
+
+@cache
+def _converters(model: type[Model], vendor: str) -> list[tuple[Any, list[Any]]]:
+    """Each field's column expression and converters on this database (vendor: the cache key)."""
+    fields = model._meta.concrete_fields
+    out = []
+    for field in fields:
+        column = field.get_col(model._meta.db_table)
+        out.append((column, connection.ops.get_db_converters(column) + field.get_db_converters(connection)))
+    return out
+
+
+def fetch_one(sql: str, params: dict[str, Any] | list[Any]) -> tuple[Any, ...] | None:
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return cursor.fetchone()
+
+
+def fetch_all(sql: str, params: dict[str, Any] | list[Any]) -> list[tuple[Any, ...]]:
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return cursor.fetchall()
