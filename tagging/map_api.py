@@ -1,9 +1,9 @@
 """The coordinators' map overlays: the tiles and buildings in view as GeoJSON, grouped into cells when too many.
 
     GET /api/v1/projects/<slug>/map/tiles.geojson?bbox=w,s,e,n&zoom=z&color=answer|confidence|agreement|progress
-        &answer=destroyed,damaged&min_confidence=0.5&max_confidence=1&contested=1
+        &answer=destroyed,damaged&min_confidence=0.5&max_confidence=1&contested=1&reviewed=any|yes|no
     GET /api/v1/projects/<slug>/map/buildings.geojson?bbox=w,s,e,n&zoom=z&min_confidence=0.5
-        &date_from=2017-05-01&date_to=2017-10-20
+        &date_from=2017-05-01&date_to=2017-10-20&reviewed=any|yes|no
 
 For a project's coordinators, managers and admins; a volunteer gets 403, someone who cannot see the
 project 404. The bbox is in WGS84 degrees (the whole grid when left out); only what is in it comes back.
@@ -13,7 +13,9 @@ ACCESS_SECONDS. Answers over GZIP_OVER bytes are gzipped when the client accepts
 
 Filters: ``answer`` (consensus labels, comma-separated), ``min_confidence``/``max_confidence`` (0-1, of
 the tile's label or of the building), ``contested=1`` (agreement below CONTESTED_AGREEMENT or
-confidence below CONTESTED_CONFIDENCE), and for buildings ``date_from``/``date_to`` (see map_layers).
+confidence below CONTESTED_CONFIDENCE), ``reviewed=any|yes|no`` (only what a coordinator's review decides, or
+only the rest; at street zoom, where reviews are applied: grouped cells are the crowd's alone), and for
+buildings ``date_from``/``date_to`` (see map_layers).
 """
 
 from __future__ import annotations
@@ -111,6 +113,17 @@ def parse_flag(params: Any, name: str) -> bool:
     return params.get(name, "").lower() in ("1", "true", "yes", "on")
 
 
+REVIEWED = {"": None, "any": None, "yes": True, "no": False}
+
+
+def parse_reviewed(params: Any) -> bool | None:
+    """reviewed=yes: only what a review decides; no: only the rest; any (or left out): both."""
+    text = params.get("reviewed", "").lower()
+    if text not in REVIEWED:
+        raise InvalidInput(f"reviewed must be any, yes or no, not '{text}'.", fields={"reviewed": ["invalid choice"]})
+    return REVIEWED[text]
+
+
 def tile_filter(params: Any, project: Project) -> TileFilter:
     answers = tuple(sorted({a for a in params.get("answer", "").split(",") if a}))
     unknown = [a for a in answers if a not in project.answer_keys]
@@ -118,7 +131,7 @@ def tile_filter(params: Any, project: Project) -> TileFilter:
         raise InvalidInput(f"answer must be among {', '.join(project.answer_keys)}; not {', '.join(unknown)}.",
                            fields={"answer": ["invalid choice"]})
     return TileFilter(answers, parse_unit(params, "min_confidence"), parse_unit(params, "max_confidence"),
-                      parse_flag(params, "contested"))
+                      parse_flag(params, "contested"), parse_reviewed(params))
 
 
 def building_filter(params: Any) -> BuildingFilter:
@@ -126,7 +139,8 @@ def building_filter(params: Any) -> BuildingFilter:
     date_from, date_to = parse_date(params, "date_from"), parse_date(params, "date_to")
     if date_from and date_to and date_from > date_to:
         raise InvalidInput("date_from must not be after date_to.", fields={"date_from": ["after date_to"]})
-    return BuildingFilter(0.5 if low is None else low, parse_unit(params, "max_confidence"), date_from, date_to)
+    return BuildingFilter(0.5 if low is None else low, parse_unit(params, "max_confidence"), date_from, date_to,
+                          parse_reviewed(params))
 
 
 # --- Endpoints ----------------------------------------------------------------------------------------------------
@@ -165,6 +179,10 @@ def map_view(request: Request, slug: str) -> View | None:
 COMMON = [OpenApiParameter("bbox", str, description="west,south,east,north in WGS84 degrees (default: the grid)"),
           OpenApiParameter("zoom", int, description="The map's zoom: cells stay at least a few pixels wide.")]
 
+REVIEWED_PARAMETER = OpenApiParameter("reviewed", str, enum=list(REVIEWED)[1:], description=(
+    "yes: only what a coordinator's review decides (added buildings too); no: only the rest. Not applied to "
+    "grouped cells."))
+
 
 def geojson_response(request: Request, text: str) -> HttpResponse:
     """The collection, gzipped (fast level) when big and accepted: a city-wide answer goes from ~300 to ~40 KB.
@@ -190,6 +208,7 @@ class MapTiles(APIView):
         OpenApiParameter("min_confidence", float), OpenApiParameter("max_confidence", float),
         OpenApiParameter("contested", bool, description=f"Agreement under {CONTESTED_AGREEMENT} or confidence under "
                                                         f"{CONTESTED_CONFIDENCE}."),
+        REVIEWED_PARAMETER,
     ], responses={(200, GEOJSON): OpenApiTypes.OBJECT})
     def get(self, request: Request, slug: str) -> HttpResponse:
         """The tiles in view with their consensus, or k x k cells of them when the view holds too many."""
@@ -210,6 +229,7 @@ class MapBuildings(APIView):
                                                                      "date destroyed)."),
         OpenApiParameter("date_to", OpenApiTypes.DATE, description="Still intact before this date (last date "
                                                                    "intact)."),
+        REVIEWED_PARAMETER,
     ], responses={(200, GEOJSON): OpenApiTypes.OBJECT})
     def get(self, request: Request, slug: str) -> HttpResponse:
         """Destroyed buildings in view as points, or clusters over k x k tile cells when too many."""

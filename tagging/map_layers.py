@@ -27,6 +27,14 @@ or of the building), ``contested`` (agreement below CONTESTED_AGREEMENT or confi
 CONTESTED_CONFIDENCE), and for buildings ``date_from``/``date_to``: buildings that may have been
 destroyed in that window (first date destroyed on or after date_from, last date intact before date_to).
 A tile filter leaves out the tiles without a consensus yet.
+
+Reviews override the crowd in tiles and building points (not yet in grouped cells, which say
+``"reviews_applied": false``), as in the exports (tagging/reviews.py, one read of the project's reviews per
+request): a tile's label and confidence are its reviewed state, a rejected building is left out, a moved one
+is at its new place, an added one is a point "review-<id>" of confidence 1. Each feature says ``reviewed``
+and, when it is, ``review`` (action, label, reviewer, when, note); the collection's ``review_url`` opens the
+review page on a tile ({id}: the tile's id, a building's ``tile``). Filters apply to the reviewed state;
+``reviewed`` (True/False) keeps only what a review decides, or only the rest.
 """
 
 from __future__ import annotations
@@ -75,6 +83,15 @@ from tagging.map_state import (
     tile_level,
 )
 from tagging.models import Building, Project
+from tagging.reviews import (
+    ReviewIndex,
+    added_state,
+    building_state,
+    review_index,
+    review_summary,
+    reviewer_names,
+    tile_state,
+)
 
 # Sizes that keep an overlay answer small: at most ~1,500 features, ~60 KB gzipped.
 MAX_TILES = 1500  # grid cells in the bbox above which tiles are grouped
@@ -83,6 +100,7 @@ MIN_CELL_PX = 16  # a drawn cell is at least this many screen pixels wide at the
 MAX_BUILDINGS = 1500  # building points in the bbox above which they are clustered
 MAX_BUILDING_CELLS = 500
 TILE_VOTES = "/api/v1/tiles/{id}/classifications/"
+REVIEW_PAGE = "/projects/{slug}/review/?tile={{id}}"  # the review page, opened on a tile
 BUILDING_VOTES = "/api/v1/buildings/{id}/classifications/"
 
 Bbox = tuple[float, float, float, float]
@@ -96,11 +114,23 @@ class TileFilter:
     min_confidence: float | None = None
     max_confidence: float | None = None
     contested: bool = False
+    reviewed: bool | None = None  # only the tiles a review decides (True), only the others (False), or either
 
     @property
     def active(self) -> bool:
+        """Whether the filter asks anything of the label, confidence or agreement (``reviewed`` aside)."""
         return bool(self.answers or self.contested or self.min_confidence is not None
                     or self.max_confidence is not None)
+
+    def keeps(self, label: str | None, confidence: float | None, agreement: float | None) -> bool:
+        """What q() says, for a tile's state after its reviews (a label without a consensus, or none)."""
+        if self.answers and label not in self.answers:
+            return False
+        if self.min_confidence is not None and (confidence is None or confidence < self.min_confidence):
+            return False
+        if self.max_confidence is not None and (confidence is None or confidence > self.max_confidence):
+            return False
+        return not self.contested or is_contested(confidence, agreement)
 
     def q(self) -> Q:
         q = Q()
@@ -130,6 +160,16 @@ class BuildingFilter:
     max_confidence: float | None = None
     date_from: date | None = None
     date_to: date | None = None
+    reviewed: bool | None = None  # only the buildings a review decides or added (True), only the others, or either
+
+    def keeps(self, confidence: float, last_intact: date | None, first_destroyed: date | None) -> bool:
+        """What q() says, for a building's state after its reviews."""
+        if confidence < self.min_confidence or (self.max_confidence is not None and confidence > self.max_confidence):
+            return False
+        if self.date_from and (first_destroyed is None or first_destroyed < self.date_from):
+            return False
+        return not self.date_to or (first_destroyed is not None
+                                    and (last_intact is None or last_intact < self.date_to))
 
     def q(self) -> Q:
         q = Q(confidence__gte=self.min_confidence)
@@ -289,24 +329,25 @@ def tiles_in_view(view: View, filt: TileFilter) -> str:
     """The tiles (or grouped cells) in view as a GeoJSON FeatureCollection text."""
     redundancy = view.project.redundancy
     properties: dict[str, Any] = {"kind": "tiles", "color": view.color, "redundancy": redundancy,
-                                  "votes_url": TILE_VOTES,
+                                  "votes_url": TILE_VOTES, "review_url": REVIEW_PAGE.format(slug=view.project.slug),
                                   "contested_below": {"agreement": CONTESTED_AGREEMENT,
                                                       "confidence": CONTESTED_CONFIDENCE}}
     if not view.cols or not view.rows:
         return collection({**properties, "aggregated": False, "cell_tiles": 1, "count": 0, "tiles": 0}, [])
     k = cell_size(view.spec, view.cols, view.rows, view.zoom, view.bbox, most=MAX_CELLS, threshold=MAX_TILES)
     if k == 1:
-        features = tile_features(view, filt)
+        features = tile_features(view, filt, review_index(project=view.project))
         return collection({**properties, "aggregated": False, "cell_tiles": 1, "count": len(features),
-                           "tiles": len(features)}, features)
+                           "tiles": len(features), "reviews_applied": True}, features)
+    # Grouped cells are the crowd's alone: neither reviews nor the reviewed filter reach them yet.
     cells, tiles = tile_cells(view, filt, k, current_map_state(project=view.project, grid=view.grid))
     return collection({**properties, "aggregated": True, "cell_tiles": k, "count": len(cells),
-                       "tiles": tiles, "max_age_s": STATE_SECONDS}, cells)
+                       "tiles": tiles, "max_age_s": STATE_SECONDS, "reviews_applied": False}, cells)
 
 
 TILE_FEATURE = ('{"type":"Feature","id":%d,"geometry":{"type":"Polygon","coordinates":%s},"properties":{"id":%d,'
                 '"col":%d,"row":%d,"status":"%s","votes":%d,"label":%s,"confidence":%s,"agreement":%s,"counts":%s,'
-                '"contested":%s,"progress":%s,"value":%s}}')
+                '"contested":%s,"progress":%s,"value":%s,"reviewed":%s,"review":%s}}')
 
 
 def number(value: float | None) -> str:
@@ -318,20 +359,29 @@ def text(value: str | None) -> str:
     return json.dumps(value)
 
 
-def tile_features(view: View, filt: TileFilter) -> list[str]:
-    """Each tile in view as GeoJSON text, read fresh; formatted by hand, as this is the street-zoom hot path
-    (~1,000 tiles), and only once per row as read (kept with the map state: a pan shows mostly the same
-    tiles, and a tile whose row changed is a new row)."""
+def tile_features(view: View, filt: TileFilter, reviews: ReviewIndex) -> list[str]:
+    """Each tile in view as GeoJSON text, read fresh, with its reviews applied (as in the exports: a relabel
+    sets the label, a reject takes it away, confidence 1 once a coordinator vouches for it); formatted by
+    hand, as this is the street-zoom hot path (~1,000 tiles), and only once per row as read and reviewed
+    (kept with the map state: a pan shows mostly the same tiles, and a tile whose row or latest review
+    changed is a new row)."""
     w, s, e, n = view.bbox
     tiles = Tile.objects.filter(grid=view.grid, col__gte=view.cols.start, col__lt=view.cols.stop,
                                 row__gte=view.rows.start, row__lt=view.rows.stop,
                                 west__lte=e, east__gte=w, south__lte=n, north__gte=s)
-    if filt.active:
-        tiles = tiles.filter(filt.q())
+    reviewed = list(reviews.tiles)
+    if filt.reviewed is True:
+        tiles = tiles.filter(pk__in=reviewed)
+    elif filt.reviewed is False and reviewed:
+        tiles = tiles.exclude(pk__in=reviewed)
+    if filt.active:  # a reviewed tile is judged on its reviewed state, below
+        tiles = tiles.filter(filt.q() | Q(pk__in=reviewed)) if reviewed else tiles.filter(filt.q())
     with hot_rows():  # one join, planned by index (an IN list of 1,000 ids costs 15 ms in Django and psycopg)
         rows = list(tiles.order_by().annotate(counts=Cast("consensus__counts", TextField())).values_list(
             "pk", "col", "row", "status", "vote_count", "consensus__label", "consensus__confidence",
             "consensus__agreement", "counts"))  # the counts' JSON text goes out as stored, unparsed
+    if reviewed:
+        rows = reviewed_tiles(rows, reviews, filt)
     if not rows:
         return []
     made = current_map_state(project=view.project, grid=view.grid).memo(
@@ -342,6 +392,34 @@ def tile_features(view: View, filt: TileFilter) -> list[str]:
     return [made[r] for r in rows]
 
 
+def reviewed_tiles(rows: list[tuple], reviews: ReviewIndex, filt: TileFilter) -> list[tuple]:
+    """Each row with its reviews applied (label and confidence) and their summary last; the rows of reviewed
+    tiles the filter does not keep in their reviewed state left out."""
+    names = reviewer_names(reviews)
+    out = []
+    for row in rows:
+        review = reviews.tiles.get(row[0])
+        if review is None:
+            out.append(row)
+            continue
+        label, confidence, agreement = row[5], row[6], row[7]
+        state = tile_state({"label": label, "confidence": confidence} if label else None, review)
+        if filt.active and not filt.keeps(state["label"], state["confidence"], agreement):
+            continue
+        out.append((*row[:5], state["label"], state["confidence"], agreement, row[8],
+                    (*review_summary(review, names), label)))
+    return out
+
+
+def review_text(summary: tuple | None) -> str:
+    """A reviewed feature's "review" property: the decision of its reviews, by whom, when, why."""
+    if summary is None:
+        return "null"
+    pk, action, label, reviewer, at, note, *crowd = summary
+    return dumps({"id": pk, "action": action, "label": label or None, "reviewer": reviewer, "at": at,
+                  "note": note, **({"crowd_label": crowd[0]} if crowd else {})})
+
+
 def format_tiles(view: View, rows: list[tuple]) -> list[str]:
     col = np.array([r[1] for r in rows])
     row = np.array([r[2] for r in rows])
@@ -349,12 +427,13 @@ def format_tiles(view: View, rows: list[tuple]) -> list[str]:
     redundancy = view.project.redundancy
     features = []
     value_of = {"answer": 0, "confidence": 1, "agreement": 2, "progress": 4}[view.color]
-    for (pk, c, r, status, votes, label, confidence, agreement, counts), ring in zip(rows, rings):
+    for (pk, c, r, status, votes, label, confidence, agreement, counts, *review), ring in zip(rows, rings):
         progress = 1.0 if status == Tile.Status.RETIRED else min(votes, redundancy) / redundancy
         values = (text(label), number(confidence), number(agreement), counts or "{}", number(progress))
         features.append(TILE_FEATURE % (
             pk, ring, pk, c, r, status, votes, values[0], values[1], values[2], values[3],
-            "true" if is_contested(confidence, agreement) else "false", values[4], values[value_of]))
+            "true" if is_contested(confidence, agreement) else "false", values[4], values[value_of],
+            "true" if review else "false", review_text(review[0] if review else None)))
     return features
 
 
@@ -421,41 +500,93 @@ CELL_FEATURE = ('{"type":"Feature","id":"c%d-%d-%d","geometry":{"type":"Polygon"
 # --- Buildings -------------------------------------------------------------------------------------------------------
 
 BUILDING_FIELDS = ("pk", "lon", "lat", "confidence", "uncertainty_m", "n_support", "n_oppose", "is_gold",
-                   "last_intact", "first_destroyed", "window_confidence")
+                   "last_intact", "first_destroyed", "window_confidence", "ground_x", "ground_y")
 
 
 def buildings_in_view(view: View, filt: BuildingFilter) -> str:
     """The destroyed buildings in view as points, or clusters over k x k tile cells when too many."""
     properties: dict[str, Any] = {"kind": "buildings", "min_confidence": filt.min_confidence,
-                                  "votes_url": BUILDING_VOTES}
+                                  "votes_url": BUILDING_VOTES, "review_url": REVIEW_PAGE.format(slug=view.project.slug)}
     state = current_map_state(project=view.project, grid=view.grid)
     if buildings_in(state, filt, view.bbox) <= MAX_BUILDINGS or not (view.cols and view.rows):
-        w, s, e, n = view.bbox
-        found = building_rows(view.project, filt).filter(lon__gte=w, lon__lte=e, lat__gte=s, lat__lte=n)
-        rows = sorted(found.values_list(*BUILDING_FIELDS)[:MAX_BUILDINGS], key=lambda r: r[3])  # surest on top
-        made = state.memo(("building points",))  # by the whole row: a changed building is made again
+        rows = building_points(view, filt, review_index(project=view.project))
+        made = state.memo(("building points",))  # by the whole row and review: a changed one is made again
         features = [made.get(r) or made.setdefault(r, building_feature(r)) for r in rows]
-        return collection({**properties, "aggregated": False, "count": len(features), "buildings": len(features)},
-                          features)
+        return collection({**properties, "aggregated": False, "count": len(features), "buildings": len(features),
+                           "reviews_applied": True}, features)
+    # Clusters are the crowd's alone: neither reviews nor the reviewed filter reach them yet.
     k = cell_size(view.spec, view.cols, view.rows, view.zoom, view.bbox, most=MAX_BUILDING_CELLS, threshold=0)
     features, buildings = building_cells(view, filt, k, state)
     return collection({**properties, "aggregated": True, "cell_tiles": k, "count": len(features),
-                       "buildings": buildings, "max_age_s": STATE_SECONDS}, features)
+                       "buildings": buildings, "max_age_s": STATE_SECONDS, "reviews_applied": False}, features)
+
+
+def building_points(view: View, filt: BuildingFilter, reviews: ReviewIndex) -> list[tuple]:
+    """The buildings in view as rows for building_feature, reviews applied as in the exports: a rejected one
+    left out, a moved one at its new place, a confirmed one at confidence 1, an added one ("review-<id>") at
+    confidence 1 without votes or dates; surest last (drawn on top)."""
+    w, s, e, n = view.bbox
+    names = reviewer_names(reviews)
+    rows: list[tuple] = []
+    if filt.reviewed is not True:
+        found = building_rows(view.project, filt).filter(lon__gte=w, lon__lte=e, lat__gte=s, lat__lte=n)
+        if reviews.buildings:
+            found = found.exclude(pk__in=list(reviews.buildings))
+        rows += [(*r, None) for r in found.values_list(*BUILDING_FIELDS)[:MAX_BUILDINGS]]
+    if filt.reviewed is not False:
+        decided = [pk for pk, review in reviews.buildings.items() if review.action != "reject"]
+        for b in Building.objects.filter(pk__in=decided).order_by():  # a few: what coordinators decided
+            review = reviews.buildings[b.pk]
+            state = building_state(b, review)
+            if state is not None and filt.keeps(state["confidence"], b.last_intact, b.first_destroyed):
+                rows.append((b.pk, state["lon"], state["lat"], state["confidence"], b.uncertainty_m, b.n_support,
+                             b.n_oppose, b.is_gold, b.last_intact, b.first_destroyed, b.window_confidence,
+                             state["ground_x"], state["ground_y"], review_summary(review, names)))
+        for added in reviews.added:
+            state = added_state(added)
+            if state is not None and filt.keeps(1.0, None, None):
+                rows.append((f"review-{added.pk}", state["lon"], state["lat"], 1.0, 0.0, 0, 0, False, None, None,
+                             None, state["ground_x"], state["ground_y"], review_summary(added.latest, names)))
+    rows = [r for r in rows if w <= r[1] <= e and s <= r[2] <= n]
+    rows.sort(key=lambda r: r[3])
+    return with_tiles(view, rows[-MAX_BUILDINGS:] if len(rows) > MAX_BUILDINGS else rows)
+
+
+def with_tiles(view: View, rows: list[tuple]) -> list[tuple]:
+    """Each row with, in place of its ground point, the id of the tile that owns it (the review page opens
+    on it; None off the grid): one query for the tiles holding the buildings."""
+    spec = view.spec
+    side = spec.stride * spec.pixel_size
+    cells = [(min(math.floor((r[11] - spec.origin_x) / side), spec.cols - 1),
+              min(math.floor((spec.origin_y - r[12]) / side), spec.rows - 1)) for r in rows]
+    wanted = {cell for cell in cells if cell[0] >= 0 and cell[1] >= 0}
+    ids: dict[tuple[int, int], int] = {}
+    if wanted:
+        where = Q()
+        for c, r in wanted:
+            where |= Q(col=c, row=r)
+        ids = {(c, r): pk for c, r, pk in Tile.objects.filter(where, grid=view.grid).values_list("col", "row", "pk")}
+    return [(*r[:11], ids.get(cell), r[13]) for r, cell in zip(rows, cells)]
 
 
 def building_rows(project: Project, filt: BuildingFilter) -> QuerySet[Building]:
     return Building.objects.filter(project=project).filter(filt.q()).order_by()
 
 
-BUILDING_FEATURE = ('{"type":"Feature","id":%d,"geometry":{"type":"Point","coordinates":[%.6f,%.6f]},"properties":'
-                    '{"id":%d,"confidence":%s,"uncertainty_m":%.1f,"support":%d,"oppose":%d,"is_gold":%s,'
-                    '"last_intact":%s,"first_destroyed":%s,"window_confidence":%s}}')
+BUILDING_FEATURE = ('{"type":"Feature","id":%s,"geometry":{"type":"Point","coordinates":[%.6f,%.6f]},"properties":'
+                    '{"id":%s,"confidence":%s,"uncertainty_m":%.1f,"support":%d,"oppose":%d,"is_gold":%s,'
+                    '"last_intact":%s,"first_destroyed":%s,"window_confidence":%s,"tile":%s,"reviewed":%s,'
+                    '"review":%s}}')
 
 
 def building_feature(r: tuple) -> str:
-    pk, lon, lat, confidence, uncertainty, support, oppose, gold, last_intact, first_destroyed, window = r
-    return BUILDING_FEATURE % (pk, lon, lat, pk, number(confidence), uncertainty, support, oppose,
-                               "true" if gold else "false", day(last_intact), day(first_destroyed), number(window))
+    """A building point from its row (building_points); an added building's id is "review-<id>"."""
+    pk, lon, lat, confidence, uncertainty, support, oppose, gold, last_intact, first_destroyed, window, tile, \
+        review = r
+    ident = dumps(pk)
+    return BUILDING_FEATURE % (ident, lon, lat, ident, number(confidence), uncertainty, support, oppose,
+                               "true" if gold else "false", day(last_intact), day(first_destroyed), number(window),
+                               dumps(tile), "true" if review else "false", review_text(review))
 
 
 def day(value: date | None) -> str:

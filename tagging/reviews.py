@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 from django.db.models import Q
@@ -195,6 +196,23 @@ def added_state(added: AddedBuilding) -> dict[str, Any] | None:
     return {"ground_x": place.ground_x, "ground_y": place.ground_y, "lon": place.lon, "lat": place.lat,
             "confidence": 1.0, "reviewed": True, "review_action": A.ADD, "review_id": added.review.pk,
             "added": added.review.pk, "latest_action": added.latest.action, "latest_review_id": added.latest.pk}
+
+
+def reviewer_names(index: ReviewIndex) -> dict[int, str]:
+    """The user names of the reviewers behind what the index decides, by user id (one query; none without)."""
+    decided = [*index.tiles.values(), *index.buildings.values(), *(a.latest for a in index.added_buildings)]
+    ids = {review.reviewer_id for review in decided if review.reviewer_id is not None}
+    if not ids:
+        return {}
+    user = get_user_model()
+    return dict(user.objects.filter(pk__in=ids).values_list("pk", user.USERNAME_FIELD))
+
+
+def review_summary(review: Review, names: dict[int, str]) -> tuple[int, str, str, str | None, str, str]:
+    """What a pop-up says of a decision: (latest review id, action, label, reviewer, when (ISO), note); a tuple,
+    so that it can be part of a cache key."""
+    reviewer = names.get(review.reviewer_id) if review.reviewer_id is not None else None
+    return (review.pk, review.action, review.label, reviewer, review.created_at.isoformat(), review.note)
 
 
 def _live(**target: Any) -> list[Review]:

@@ -18,6 +18,7 @@ from tagging.classifications import MarkInput, record_classification
 from tagging.consensus_store import recompute_project
 from tagging.map_api import contested_q
 from tagging.models import Building, Membership, Project, TileConsensus
+from tagging.reviews import create_review
 from tests.browser.test_accessibility import audit
 from tests.browser.test_volunteer_browser import ARTIFACTS, chromium, demo  # noqa: F401 (fixtures)
 
@@ -155,7 +156,29 @@ def test_a_coordinator_reads_the_consensus_map(chromium, live_server, coordinate
     page.wait_for_selector(".leaflet-popup .map-popup.tile")
     href = page.locator(".leaflet-popup .map-popup.tile a").first.get_attribute("href")
     assert href == f"/api/v1/tiles/{clear.pk}/classifications/"
+    assert page.is_visible(".leaflet-popup .map-popup.tile section.review")  # "not reviewed yet"
     page.keyboard.press("Escape")
+    page.wait_for_selector(".leaflet-popup", state="detached")
+
+    # A coordinator relabels that tile: the map shows the reviewed label, the filter keeps it alone, and its
+    # pop-up says who decided what, with the link to the review page.
+    crowd = labels.get(tile=clear).label
+    relabel = next(key for key in coordinated.answer_keys if key != crowd)
+    create_review(project=coordinated, reviewer=get_user_model().objects.get(username="coordinator"),
+                  action="relabel", tile=clear, label=relabel, note="checked on the ground")
+    page.select_option("#filter-reviewed", "yes")
+    assert wait_for_overlays(page, str(everything)) == 1
+    page.mouse.click(*on_page(page, middles[clear][1], middles[clear][0]))
+    page.wait_for_selector(".leaflet-popup .map-popup.tile section.review a.open-review")
+    review = page.locator(".leaflet-popup .map-popup.tile section.review")
+    assert review.locator("a.open-review").get_attribute("href") == f"/projects/demo/review/?tile={clear.pk}"
+    assert "coordinator" in review.inner_text() and "checked on the ground" in review.inner_text()
+    page.wait_for_timeout(400)
+    shot("3b-reviewed-tile-popup")
+    page.keyboard.press("Escape")
+    page.wait_for_selector(".leaflet-popup", state="detached")
+    page.select_option("#filter-reviewed", "")
+    assert wait_for_overlays(page, "1") == everything
 
     # Colour by confidence: the legend follows.
     page.select_option("#color-by", "confidence")

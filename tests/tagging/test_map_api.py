@@ -11,11 +11,12 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from pyproj import Transformer
 
-from imagery.models import Tile
+from imagery.models import Grid, Tile
 from tagging import map_api, map_layers, map_state
 from tagging.consensus.simulate import CrowdSpec
 from tagging.consensus_store import recompute_project
-from tagging.models import Building, Classification, Membership, Project, TileConsensus
+from tagging.models import Building, Classification, Membership, Project, Review, TileConsensus
+from tagging.reviews import create_review
 from tests.clients import client_for, member
 from tests.consensus.crowd_db import CRS, CrowdProject, crowd_project
 
@@ -186,10 +187,11 @@ def test_the_tile_overlay_runs_a_fixed_number_of_queries(made, coordinator, djan
     # their consensus (one query).
     # On PostgreSQL the tile query runs in hot_rows(): inside the test's transaction that is a SAVEPOINT, the
     # SET LOCAL and a RELEASE (in production the atomic block is a BEGIN/COMMIT, which are not counted).
+    # Then the project's reviews (one query; the reviewers' names are one more once there are reviews).
     planner = 3 if connection.vendor == "postgresql" else 0
-    with django_assert_max_num_queries(7 + planner):
+    with django_assert_max_num_queries(8 + planner):
         get(coordinator, TILES)
-    with django_assert_max_num_queries(2 + planner):  # the access check and the grid are cached for the next moves
+    with django_assert_max_num_queries(3 + planner):  # the access check and the grid are cached for the next moves
         get(coordinator, TILES)
 
 
@@ -333,3 +335,92 @@ def test_the_cell_size_is_a_power_of_two_of_at_least_one_tile(cells, zoom, expec
     k = map_layers.cell_size(spec, side, range(cells // len(side)), zoom, (39.0, 35.9, 39.1, 36.0),
                           most=map_layers.MAX_CELLS, threshold=map_layers.MAX_TILES)
     assert k == expected
+
+
+# --- Reviews override the crowd ---------------------------------------------------------------------------------
+
+def other_label(made: CrowdProject, tile_id: int) -> str:
+    crowd = TileConsensus.objects.get(tile_id=tile_id).label
+    return next(key for key in made.project.answer_keys if key != crowd)
+
+
+def test_a_relabelled_tile_shows_the_reviewed_label_and_who_decided(made, coordinator) -> None:
+    tile = Tile.objects.get(pk=int(TileConsensus.objects.filter(project=made.project).first().tile_id))
+    crowd = TileConsensus.objects.get(tile=tile).label
+    label = other_label(made, tile.pk)
+    create_review(project=made.project, reviewer=coordinator, action="relabel", tile=tile, label=label,
+                  note="roof gone")
+    body = get(coordinator, TILES)
+    features = {f["id"]: f["properties"] for f in body["features"]}
+    props = features[tile.pk]
+    assert props["label"] == label and props["confidence"] == 1.0 and props["reviewed"] is True
+    assert props["review"].items() >= {"action": "relabel", "label": label, "reviewer": "coord", "note": "roof gone",
+                                       "crowd_label": crowd}.items()
+    assert body["properties"]["review_url"].format(id=tile.pk) == f"/projects/city/review/?tile={tile.pk}"
+    assert not any(p["reviewed"] for pk, p in features.items() if pk != tile.pk)
+    assert [f["id"] for f in get(coordinator, TILES, answer=label)["features"]].count(tile.pk) == 1
+    assert tile.pk not in [f["id"] for f in get(coordinator, TILES, answer=crowd)["features"]]
+
+
+def test_a_rejected_tile_has_no_label(made, coordinator) -> None:
+    tile = Tile.objects.get(pk=TileConsensus.objects.filter(project=made.project).first().tile_id)
+    create_review(project=made.project, reviewer=coordinator, action="reject", tile=tile)
+    props = {f["id"]: f["properties"] for f in get(coordinator, TILES)["features"]}[tile.pk]
+    assert props["label"] is None and props["reviewed"] is True and props["review"]["action"] == "reject"
+
+
+def test_the_reviewed_filter_keeps_exactly_the_reviewed_tiles(made, coordinator) -> None:
+    judged = list(TileConsensus.objects.filter(project=made.project).order_by("tile_id")[:3])
+    for consensus in judged:
+        create_review(project=made.project, reviewer=coordinator, action="confirm", tile=consensus.tile)
+    reviewed = {c.tile_id for c in judged}
+    assert {f["id"] for f in get(coordinator, TILES, reviewed="yes")["features"]} == reviewed
+    rest = {f["id"] for f in get(coordinator, TILES, reviewed="no")["features"]}
+    assert not rest & reviewed and len(rest) == made.crowd.n_tiles - len(reviewed)
+    assert len(get(coordinator, TILES, reviewed="any")["features"]) == made.crowd.n_tiles
+    assert client_for(coordinator).get(TILES, {"reviewed": "maybe"}).status_code == 400
+
+
+def test_building_reviews_show_on_the_map_as_in_the_exports(made, coordinator) -> None:
+    rejected, moved, kept = Building.objects.filter(project=made.project, confidence__gte=0.5).order_by("id")[:3]
+    grid = Grid.objects.get(project=made.project)
+    create_review(project=made.project, reviewer=coordinator, action="reject", building=rejected)
+    create_review(project=made.project, reviewer=coordinator, action="move", building=moved,
+                  ground_x=moved.ground_x + 40, ground_y=moved.ground_y - 30, note="here")
+    added = create_review(project=made.project, reviewer=coordinator, action="add", ground_x=grid.origin_x + 100,
+                          ground_y=grid.origin_y - 100, note="missed")
+    gone = create_review(project=made.project, reviewer=coordinator, action="add", ground_x=grid.origin_x + 200,
+                         ground_y=grid.origin_y - 200)
+    create_review(project=made.project, reviewer=coordinator, action="reject", added=gone)
+
+    body = get(coordinator, BUILDINGS)
+    features = {f["id"]: f for f in body["features"]}
+    assert rejected.pk not in features and f"review-{gone.pk}" not in features
+    new_place = Review.objects.filter(building=moved).get()
+    assert features[moved.pk]["geometry"]["coordinates"] == [round(new_place.lon, 6), round(new_place.lat, 6)]
+    assert features[moved.pk]["properties"]["reviewed"] is True
+    assert features[moved.pk]["properties"]["review"].items() >= {"action": "move", "note": "here"}.items()
+    new = features[f"review-{added.pk}"]
+    assert new["geometry"]["coordinates"] == [round(added.lon, 6), round(added.lat, 6)]
+    assert new["properties"].items() >= {"confidence": 1.0, "support": 0, "reviewed": True}.items()
+    assert new["properties"]["review"]["action"] == "add" and new["properties"]["tile"] is not None
+    assert features[kept.pk]["properties"]["reviewed"] is False and features[kept.pk]["properties"]["review"] is None
+    assert body["properties"]["review_url"] == "/projects/city/review/?tile={id}"
+
+    only = {f["id"] for f in get(coordinator, BUILDINGS, reviewed="yes")["features"]}
+    assert only == {moved.pk, f"review-{added.pk}"}
+    rest = {f["id"] for f in get(coordinator, BUILDINGS, reviewed="no")["features"]}
+    assert rest == set(features) - only
+    box = f"{moved.lon - 1e-5},{moved.lat - 1e-5},{moved.lon + 1e-5},{moved.lat + 1e-5}"
+    assert moved.pk not in [f["id"] for f in get(coordinator, BUILDINGS, bbox=box)["features"]], "it moved away"
+
+
+def test_a_new_review_shows_on_the_next_request(made, coordinator) -> None:
+    tile = Tile.objects.get(pk=TileConsensus.objects.filter(project=made.project).first().tile_id)
+    assert {f["id"]: f for f in get(coordinator, TILES)["features"]}[tile.pk]["properties"]["reviewed"] is False
+    review = create_review(project=made.project, reviewer=coordinator, action="relabel", tile=tile,
+                           label=other_label(made, tile.pk))
+    assert {f["id"]: f for f in get(coordinator, TILES)["features"]}[tile.pk]["properties"]["reviewed"] is True
+    Review.objects.filter(pk=review.pk).update(undone_at=review.created_at)
+    props = {f["id"]: f for f in get(coordinator, TILES)["features"]}[tile.pk]["properties"]
+    assert props["reviewed"] is False and props["label"] == TileConsensus.objects.get(tile=tile).label

@@ -4,7 +4,11 @@
 // Talks to the same JSON API as any client:
 //   GET /api/v1/layers/<id>/xyz/{z}/{x}/{y}.webp?v=<version>      imagery, one Leaflet tile layer per date
 //   GET /api/v1/projects/<slug>/map/tiles.geojson?bbox&zoom&color&answer&min_confidence&max_confidence&contested
-//   GET /api/v1/projects/<slug>/map/buildings.geojson?bbox&zoom&min_confidence&date_from&date_to
+//       &reviewed
+//   GET /api/v1/projects/<slug>/map/buildings.geojson?bbox&zoom&min_confidence&date_from&date_to&reviewed
+// Tiles and building points come with the coordinators' reviews applied (their pop-ups say who decided what,
+// with a link to the review page: the collection's "review_url", with {id} a tile id); grouped cells are the
+// crowd's alone.
 // Overlays are reloaded for the view after every move (a stale request is aborted). When a view holds too
 // many tiles or buildings the server groups them into cells ("aggregated": true), drawn the same way.
 //
@@ -22,6 +26,7 @@
   const numbers = new Intl.NumberFormat(lang);
   const decimals = new Intl.NumberFormat(lang, {minimumFractionDigits: 2, maximumFractionDigits: 2});
   const percent = new Intl.NumberFormat(lang, {style: "percent", maximumFractionDigits: 0});
+  const moment = new Intl.DateTimeFormat(lang, {dateStyle: "medium", timeStyle: "short"});
   // The default answers are translated (msgids shared with the tagging page); a project's own wording is shown as written.
   gettext_noop("Destroyed"); gettext_noop("Damaged"); gettext_noop("No damage"); gettext_noop("Can't tell");
 
@@ -175,6 +180,7 @@
       if ($("date-from") && $("date-from").value) params.set("date_from", $("date-from").value);
       if ($("date-to") && $("date-to").value) params.set("date_to", $("date-to").value);
     }
+    if ($("filter-reviewed").value) params.set("reviewed", $("filter-reviewed").value);
     for (const extend of hooks.paramExtensions) extend(kind, params);
     return params;
   }
@@ -286,6 +292,42 @@
     container.append(line);
   }
 
+  function reviewAction(review) {
+    if (review.action === "relabel") return interpolate(gettext("Relabelled: %s"), [answerLabel(review.label)]);
+    const names = {confirm: gettext("Confirmed"), reject: gettext("Rejected"), move: gettext("Moved"),
+                   add: gettext("Added by a coordinator")};
+    return names[review.action] || review.action;
+  }
+
+  // What the coordinators decided (reviews override the crowd), and the review page opened on the tile.
+  function reviewSection(container, kind, props) {
+    const section = el("section", null, "review");
+    section.append(el("h4", gettext("Review")));
+    const review = props.review;
+    if (review) {
+      const at = review.at ? moment.format(new Date(review.at)) : null;
+      facts(section, [
+        [gettext("Decision"), reviewAction(review)],
+        [gettext("Reviewer"), review.reviewer || gettext("unknown")],
+        [gettext("When"), at],
+        [gettext("Note"), review.note],
+        [gettext("The crowd said"), review.crowd_label ? answerLabel(review.crowd_label) : null],
+      ]);
+    } else {
+      section.append(el("p", gettext("Not reviewed yet."), "note"));
+    }
+    const template = drawn[kind] && drawn[kind].review_url;
+    const tile = kind === "tiles" ? props.id : props.tile;
+    if (template && tile !== null && tile !== undefined) {
+      const a = el("a", gettext("Open review"), "open-review");
+      a.href = template.replace("{id}", encodeURIComponent(tile));
+      const line = el("p");
+      line.append(a);
+      section.append(line);
+    }
+    container.append(section);
+  }
+
   function zoomButton(container, layer) {
     const button = el("button", gettext("Zoom in"), "zoom-in");
     button.type = "button";
@@ -315,6 +357,7 @@
       ]);
       if (props.contested) box.append(el("p", gettext("Contested: the crowd disagrees or is unsure."), "badge"));
       votesLink(box, "tiles", props.id);
+      reviewSection(box, "tiles", props);
     } else if (kind === "cell") {
       box.append(el("h3", interpolate(ngettext("%(n)s tile", "%(n)s tiles", props.tiles), {n: numbers.format(props.tiles)}, true)));
       const labels = Object.entries(props.labels || {}).map(([key, n]) => `${answerLabel(key)}: ${numbers.format(n)}`).join(", ");
@@ -345,7 +388,8 @@
         [gettext("Destroyed"), when],
       ]);
       if (props.is_gold) box.append(el("p", gettext("Known building (gold)"), "badge"));
-      votesLink(box, "buildings", props.id);
+      if (typeof props.id === "number") votesLink(box, "buildings", props.id);  // an added one has no votes
+      reviewSection(box, "buildings", props);
     } else {
       box.append(el("h3", interpolate(ngettext("%(n)s building", "%(n)s buildings", props.buildings), {n: numbers.format(props.buildings)}, true)));
       facts(box, [[gettext("Mean confidence"), fmt(props.confidence)], [gettext("Highest confidence"), fmt(props.max_confidence)]]);
@@ -423,6 +467,7 @@
   $("color-by").addEventListener("change", () => { drawLegend(); tilesLayer.setStyle(tileStyle); reload(["tiles"]); });
   for (const id of ["filter-answer", "filter-contested", "show-tiles"]) $(id).addEventListener("change", () => reload(["tiles"]));
   for (const id of ["filter-min", "filter-max"]) $(id).addEventListener("change", () => reload(["tiles"]));
+  $("filter-reviewed").addEventListener("change", () => reload());
   for (const id of ["building-min", "show-buildings", "date-from", "date-to"]) {
     if ($(id)) $(id).addEventListener("change", () => reload(["buildings"]));
   }
@@ -431,6 +476,7 @@
     $("filter-min").value = "0";
     $("filter-max").value = "1";
     $("filter-contested").checked = false;
+    $("filter-reviewed").value = "";
     $("building-min").value = "0.5";
     if ($("date-from")) { $("date-from").value = ""; $("date-to").value = ""; }
     reload();
