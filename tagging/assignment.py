@@ -116,8 +116,10 @@ def _claim(claim: _Claim, *, gold: bool) -> Assignment | None:
     """Lock a free candidate and lease it when, counted again under the lock, it still has room."""
     passed: list[int] = []
     for _ in range(CLAIM_ATTEMPTS):
-        tile = (_lock_candidate(claim, gold=gold, passed=passed, window=CANDIDATE_WINDOW)
-                or _lock_candidate(claim, gold=gold, passed=passed, window=NO_WINDOW))
+        tile = _lock_candidate(claim, gold=gold, passed=passed, window=CANDIDATE_WINDOW)
+        if tile is None and connection.features.has_select_for_update_skip_locked:
+            # Only skipped locks can empty a window that has candidates; without them (SQLite) none are left.
+            tile = _lock_candidate(claim, gold=gold, passed=passed, window=NO_WINDOW)
         if tile is None:
             return None
         lease_id = _insert_lease(claim, tile)

@@ -100,7 +100,6 @@ def _stored(classification: Classification) -> Classification:
 class _LockedTile:
     """A tile's row as locked for a vote, with what the voter has done on it."""
 
-    pk: int
     status: str
     vote_count: int
     lease: bool | None  # the voter's lease: None without one, False when it was never live (the tutorial's)
@@ -119,7 +118,7 @@ def _lock_tile(tile_id: int, volunteer_id: int) -> _LockedTile:
     if row is None:
         raise NotFound(f"There is no tile {tile_id}.")
     status, votes, lease, vote_id = row
-    return _LockedTile(tile_id, status, votes, None if lease is None else bool(lease), vote_id)
+    return _LockedTile(status, votes, None if lease is None else bool(lease), vote_id)
 
 
 def _check_allowed(tile: _LockedTile, project: Project) -> None:
@@ -218,17 +217,15 @@ def refresh_tile(*, tile_id: int) -> int:
         return int(cursor.fetchone()[0])
 
 
-def gold_feedback(*, classification: Classification, marks: list[tuple[float, float]] | None = None,
+def gold_feedback(*, classification: Classification, marks: list[tuple[float, float]],
                   radius_px: float = 25.0) -> dict[str, Any] | None:
     """For a gold tile: was the answer right, which known buildings were found, missed, or wrongly marked.
 
-    marks: the classification's marks (tile pixels) when the caller has them, else they are loaded.
+    marks: the classification's marks (tile pixels), which the caller has (classification.mark_rows).
     """
     gold = GoldAnswer.objects.filter(tile_id=classification.tile_id).first()
     if gold is None:
         return None
-    if marks is None:
-        marks = [(m.x, m.y) for m in classification.marks.all()]
     return compare_with_gold(gold=gold, answer=classification.answer, marks=marks, radius_px=radius_px)
 
 

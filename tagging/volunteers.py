@@ -14,7 +14,7 @@ from typing import Any
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
-from django.db.models import Count, Q
+from django.db.models import Count, Q, QuerySet
 from django.utils import timezone
 
 from config.errors import Conflict, NotFound
@@ -30,17 +30,21 @@ def join_project(*, volunteer: AbstractBaseUser, project: Project) -> Membership
     return membership
 
 
-def _golds(project: Project) -> Any:
+def _golds(project: Project) -> QuerySet[GoldAnswer]:
     return GoldAnswer.objects.filter(tile__grid__project=project).select_related("tile").order_by("tile_id")
+
+
+def _practice_golds(project: Project) -> list[GoldAnswer]:
+    count = settings.TUTORIAL_PRACTICE_TILES
+    with_marks = list(_golds(project).exclude(marks=[])[:count])
+    without = list(_golds(project).filter(marks=[])[:count])
+    picked = with_marks[:max(count - 1, 1)] + without[:1]
+    return (picked + [g for g in with_marks + without if g not in picked])[:count]
 
 
 def practice_tiles(*, project: Project) -> list[Tile]:
     """The tutorial's practice tiles: gold tiles with buildings to find first, then one without."""
-    count = settings.TUTORIAL_PRACTICE_TILES
-    with_marks = [g.tile for g in _golds(project).exclude(marks=[])[:count]]
-    without = [g.tile for g in _golds(project).filter(marks=[])[:1]]
-    picked = with_marks[:max(count - 1, 1)] + without
-    return (picked + [t for t in with_marks if t not in picked])[:count]
+    return [gold.tile for gold in _practice_golds(project)]
 
 
 EXAMPLE_CANDIDATES = 100  # the examples are the known tiles with most buildings among this many
@@ -57,9 +61,9 @@ def check_practice(*, volunteer: AbstractBaseUser, project: Project, tile_id: in
                    marks: list[MarkInput]) -> dict[str, Any]:
     """Feedback on a practice answer. Nothing is stored but the fact that the volunteer has seen the tile."""
     # Only the tutorial's own tiles: feedback on any tile would tell a volunteer which tiles are gold.
-    if tile_id not in {tile.pk for tile in practice_tiles(project=project)}:
+    gold = next((gold for gold in _practice_golds(project) if gold.tile_id == tile_id), None)
+    if gold is None:
         raise NotFound(f"Tile {tile_id} is not a practice tile of this project.")
-    gold = GoldAnswer.objects.select_related("tile").get(tile_id=tile_id)
     check_classification(project=project, tile=gold.tile, answer=answer, marks=marks, seconds=None)
     ensure_seen(volunteer=volunteer, project=project, tile_ids=[tile_id])
     return compare_with_gold(gold=gold, answer=answer, marks=[(m.x, m.y) for m in marks])

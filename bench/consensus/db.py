@@ -20,7 +20,9 @@ import argparse
 import os
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -95,13 +97,13 @@ def _run(args: argparse.Namespace) -> None:
           f"update_p99_ms={u99:.3f} select_p50_ms={s50:.3f} ratio={u50 / s50:.1f}")
 
 
-def _server_version(connection) -> str:
+def _server_version(connection: Any) -> str:
     with connection.cursor() as cursor:
         cursor.execute("SELECT sqlite_version()" if connection.vendor == "sqlite" else "SHOW server_version")
         return str(cursor.fetchone()[0])
 
 
-def _timed_ms(tiles: list[int], call) -> np.ndarray:
+def _timed_ms(tiles: list[int], call: Callable[[int], object]) -> np.ndarray:
     took = np.empty(len(tiles))
     for i, tile in enumerate(tiles):
         started = time.perf_counter()

@@ -106,6 +106,15 @@ def test_the_tutorial_gives_practice_tiles_and_feedback_without_storing_a_vote(v
     assert served and not served & shown
 
 
+def test_a_project_whose_gold_tiles_show_no_damage_still_gives_a_full_practice(volunteer) -> None:
+    project = project_with_tiles(cols=3, rows=2)
+    tiles = list(Tile.objects.filter(grid__project=project).order_by("pk")[:4])
+    for tile in tiles:
+        GoldAnswer.objects.create(tile=tile, answer="no_damage", marks=[])
+    practice = [t["id"] for t in client(volunteer).get("/api/v1/projects/raqqa/tutorial/").json()["practice"]]
+    assert len(practice) == 3 and set(practice) <= {t.pk for t in tiles}
+
+
 def test_practice_answers_are_validated_like_votes(volunteer) -> None:
     project = project_with_tiles()
     tile = make_gold(project, 1)[0]
