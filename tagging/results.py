@@ -17,11 +17,11 @@ from typing import Any
 import numpy as np
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.db.models import Q
-from pyproj import Transformer
 
 from imagery.models import Grid, Tile
-from tagging.access import can_coordinate_project
-from tagging.models import Building, Classification, Project, TileConsensus
+from tagging.access import can_coordinate_project, is_platform_admin
+from tagging.map_layers import transformer
+from tagging.models import Building, Classification, Membership, Project, TileConsensus
 from tagging.reviews import ReviewIndex, added_state, building_state, review_index, tile_state
 
 MAX_FEATURES = 3000
@@ -35,6 +35,22 @@ def results_visible(user: AbstractBaseUser | AnonymousUser, project: Project) ->
     if can_coordinate_project(user, project):
         return True
     return project.published_at is not None and project.classifications.filter(volunteer_id=user.pk).exists()
+
+
+def results_visible_among(user: AbstractBaseUser | AnonymousUser, projects: list[Project]) -> set[int]:
+    """The ids of the projects whose results the user may see (results_visible for each), in two queries for the
+    whole list: those they coordinate or manage, and the published ones they tagged tiles of."""
+    if not projects or is_platform_admin(user):
+        return {p.pk for p in projects}
+    if not user.is_authenticated:
+        return set()
+    ids = [p.pk for p in projects]
+    coordinated = Membership.objects.filter(user=user, project_id__in=ids, role__in=[
+        Membership.Role.COORDINATOR, Membership.Role.MANAGER]).values_list("project_id", flat=True)
+    published = [p.pk for p in projects if p.published_at is not None]
+    tagged = (Classification.objects.filter(volunteer=user, project_id__in=published)
+              .values_list("project_id", flat=True).distinct())
+    return set(coordinated) | set(tagged)
 
 
 def _my_classifications(project: Project, volunteer: AbstractBaseUser) -> dict[int, int]:
@@ -159,7 +175,7 @@ def _own_rings(project: Project, rows: list[dict[str, Any]]) -> list[list[list[f
     y0 = np.where(last_row, [r["miny"] for r in rows], y1 - stride)
     xs = np.stack([x0, x1, x1, x0, x0], axis=1)
     ys = np.stack([y0, y0, y1, y1, y0], axis=1)
-    lon, lat = Transformer.from_crs(grid.crs, "EPSG:4326", always_xy=True).transform(xs, ys)
+    lon, lat = transformer(grid.crs).transform(xs, ys)  # one per thread and CRS, as on the coordinators' map
     return [[[round(float(a), 7), round(float(b), 7)] for a, b in zip(lons, lats)] for lons, lats in zip(lon, lat)]
 
 

@@ -4,8 +4,6 @@ The exceptions are the few forms that are not worth a script: joining by invitat
 deleting one's account, which post to the page itself.
 """
 
-from typing import Any
-
 from django.contrib import messages
 from django.contrib.auth import authenticate, logout
 from django.contrib.auth.decorators import login_required
@@ -14,32 +12,18 @@ from django.shortcuts import redirect, render
 from django.utils.translation import gettext as _
 
 from config.errors import PlatformError
-from tagging.access import access_project, can_manage_project, is_platform_admin
+from tagging.access import access_project, can_manage_project
 from tagging.accounts import delete_account
 from tagging.api import visible_projects
-from tagging.models import Classification, Membership, Project
-from tagging.results import results_visible
+from tagging.models import Membership, Project
+from tagging.results import results_visible, results_visible_among
 from tagging.volunteers import accept_invitation, find_invitation, join_project
 
 
 def home(request: HttpRequest) -> HttpResponse:
     projects = list(visible_projects(request.user)) if request.user.is_authenticated else []
     return render(request, "tagging/home.html", {"projects": projects,
-                                                 "with_results": with_results(request.user, projects)})
-
-
-def with_results(user: Any, projects: list[Project]) -> set[int]:
-    """The projects whose results page the user may open (results_visible), in two queries for the whole list:
-    those they coordinate or manage, and the published ones they tagged tiles of."""
-    if not projects or is_platform_admin(user):
-        return {p.pk for p in projects}
-    ids = [p.pk for p in projects]
-    coordinated = Membership.objects.filter(user=user, project_id__in=ids, role__in=[
-        Membership.Role.COORDINATOR, Membership.Role.MANAGER]).values_list("project_id", flat=True)
-    published = [p.pk for p in projects if p.published_at is not None]
-    tagged = (Classification.objects.filter(volunteer=user, project_id__in=published)
-              .values_list("project_id", flat=True).distinct())
-    return set(coordinated) | set(tagged)
+                                                 "with_results": results_visible_among(request.user, projects)})
 
 
 def _project(request: HttpRequest, slug: str) -> Project:
