@@ -11,7 +11,6 @@ results (not published yet, or they tagged nothing) 403.
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 from django.http import JsonResponse
@@ -22,10 +21,11 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from config.errors import InvalidInput, NotAllowed
+from config.errors import NotAllowed
 from tagging.access import access_project
+from tagging.map_api import parse_bbox  # the map's own: clamped to the world
 from tagging.models import Project
-from tagging.results import Bbox, building_features, contribution, results_visible, tile_features
+from tagging.results import building_features, contribution, results_visible, tile_features
 
 GEOJSON = "application/geo+json"
 BBOX = OpenApiParameter("bbox", str, description="west,south,east,north in WGS84 degrees (default: everything)")
@@ -39,19 +39,6 @@ def access_results(user: Any, slug: str) -> Project:
             raise NotAllowed("The results of this project are not published yet.")
         raise NotAllowed("The results are shown to the volunteers who tagged tiles of this project.")
     return project
-
-
-def parse_bbox(text: str | None) -> Bbox | None:
-    if not text:
-        return None
-    try:
-        west, south, east, north = (float(part) for part in text.split(","))
-    except ValueError as exc:
-        raise InvalidInput("bbox must be four numbers: west,south,east,north.", fields={"bbox": ["invalid"]}) from exc
-    if not all(map(math.isfinite, (west, south, east, north))) or west > east or south > north:
-        raise InvalidInput("bbox must be west,south,east,north with west <= east and south <= north.",
-                           fields={"bbox": ["invalid"]})
-    return west, south, east, north
 
 
 class ContributionOutput(serializers.Serializer):
