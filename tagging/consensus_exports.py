@@ -32,7 +32,7 @@ from django.utils import timezone
 from imagery.models import ImageryLayer, Tile
 from tagging.consensus_store import access_latest_run
 from tagging.models import Building, Classification, ConsensusRun, Project, TileConsensus
-from tagging.reviews import EMPTY, ReviewIndex, building_state, review_index, tile_state
+from tagging.reviews import EMPTY, ReviewIndex, added_state, building_state, review_index, tile_state
 
 CHUNK = 500  # features per yielded piece of text
 TILE_COLUMNS = ["tile_id", "tile_col", "tile_row", "label", "confidence", "agreement", "n_votes", "n_decisive"]
@@ -251,7 +251,7 @@ def building_records(*, project: Project, base_url: str = "", min_confidence: fl
             "reviewed": state["reviewed"], "review_action": state["review_action"], "review_id": state["review_id"],
             "review_ids": index.history_buildings.get(b.pk, []), "crowd_confidence": b.confidence}
     for added in index.added:
-        state = building_state(None, added)
+        state = added_state(added)
         assert state is not None
         # review_id names the building ("review-<id>", its add review); review_ids every review of it, the add
         # review first and undone ones too, like a crowd building's.
@@ -261,7 +261,7 @@ def building_records(*, project: Project, base_url: str = "", min_confidence: fl
             "votes_against": 0, "last_intact": None, "first_destroyed": None, "window_confidence": None,
             "is_gold": False, "classification_ids": [], "opposing_classification_ids": [], "votes_url": None,
             "source": "review", "reviewed": True, "review_action": "add", "review_id": added.pk,
-            "review_ids": index.history_added.get(added.pk, [added.pk]), "crowd_confidence": None}
+            "review_ids": index.history_added[added.pk], "crowd_confidence": None}
 
 
 def feature_id(p: dict[str, Any]) -> str | int:

@@ -121,28 +121,25 @@ def target_of(review: Review) -> tuple[str, int] | None:
 def review_index(*, project: Project) -> ReviewIndex:
     """Every review of the project, read once (reviews are a coordinator's work: thousands, not millions)."""
     index = ReviewIndex()
+    history = {"added": index.history_added, "building": index.history_buildings, "tile": index.history_tiles}
     adds: dict[int, Review] = {}
     live: dict[tuple[str, int], list[Review]] = {}
     for review in Review.objects.filter(project=project).order_by("created_at", "id"):
         target = target_of(review)
         if target is None:
             continue
-        history = {"added": index.history_added, "building": index.history_buildings, "tile": index.history_tiles}
         history[target[0]].setdefault(target[1], []).append(review.pk)
         if review.undone_at is None and review.action == A.ADD:
             adds[review.pk] = review
         elif review.undone_at is None:
             live.setdefault(target, []).append(review)
+    decided: dict[str, dict[int, Review]] = {"tile": index.tiles, "building": index.buildings, "added": {}}
     for (kind, pk), reviews in live.items():
-        decided = decision(reviews)
-        assert decided is not None
-        if kind == "tile":
-            index.tiles[pk] = decided
-        elif kind == "building":
-            index.buildings[pk] = decided
+        made = decision(reviews)
+        assert made is not None  # reviews is not empty
+        decided[kind][pk] = made
     # The reviews of an added building count while it lives: undoing the add review takes it away, with them.
-    index.added_buildings = [AddedBuilding(add, decision(live.get(("added", pk), [])) or add)
-                             for pk, add in adds.items()]
+    index.added_buildings = [AddedBuilding(add, decided["added"].get(pk, add)) for pk, add in adds.items()]
     return index
 
 
@@ -166,15 +163,9 @@ def tile_state(consensus: dict[str, Any] | None, review: Review | None) -> dict[
     return state
 
 
-def building_state(building: Building | None, review: Review | AddedBuilding | None) -> dict[str, Any] | None:
-    """A building's location and confidence after its reviews' decision; None when they rejected it.
-
-    For a building a coordinator added, building is None and review is the AddedBuilding (or its add review).
-    """
-    if building is None:  # an added building: its reviews are all there is
-        assert review is not None
-        return added_state(review if isinstance(review, AddedBuilding) else AddedBuilding(review, review))
-    assert not isinstance(review, AddedBuilding)
+def building_state(building: Building, review: Review | None) -> dict[str, Any] | None:
+    """A crowd building's location and confidence after its reviews' decision; None when they rejected it.
+    An added building's is added_state's."""
     if review is not None and review.action == A.REJECT:
         return None
     state = {"ground_x": building.ground_x, "ground_y": building.ground_y, "lon": building.lon, "lat": building.lat,

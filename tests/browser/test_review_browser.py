@@ -33,6 +33,21 @@ def wait_ready(page) -> None:
     page.wait_for_timeout(300)
 
 
+def drag(page, selector: str, dx: float, dy: float) -> None:
+    box = page.locator(selector).bounding_box()
+    x, y = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
+    page.mouse.move(x, y)
+    page.mouse.down()
+    for step in range(1, 11):
+        page.mouse.move(x + dx * step / 10, y + dy * step / 10)
+    page.mouse.up()
+
+
+def wait_status(page, text: str) -> None:
+    page.wait_for_function("text => document.getElementById('review-status').textContent === text", arg=text)
+    wait_ready(page)
+
+
 def test_a_coordinator_relabels_a_tile_and_moves_a_building(chromium, live_server, coordinated) -> None:  # noqa: F811
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     shot = lambda name: page.screenshot(path=str(ARTIFACTS / f"review-en-{name}.png"))  # noqa: E731
@@ -57,23 +72,13 @@ def test_a_coordinator_relabels_a_tile_and_moves_a_building(chromium, live_serve
     page.select_option("#relabel-answer", new_label)
     page.fill("#review-note", "Roofs intact on the later image")
     page.click("#relabel-tile")
-    page.wait_for_function("""() => document.getElementById("review-status").textContent === "Tile relabelled." """)
-    wait_ready(page)
+    wait_status(page, "Tile relabelled.")
 
     page.select_option("#building-select", f"b{building.pk}")
     page.click("#move-building")
     assert page.get_attribute("#move-building", "aria-pressed") == "true"
-    marker = page.locator("#review-map .leaflet-marker-icon.bmark.selected")
-    box = marker.bounding_box()
-    x, y = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
-    page.mouse.move(x, y)
-    page.mouse.down()
-    for step in range(1, 11):
-        page.mouse.move(x + 4 * step, y + 3 * step)
-    page.mouse.up()
-    page.wait_for_function(
-        f"""() => document.getElementById("review-status").textContent === "Building {building.pk} moved." """)
-    wait_ready(page)
+    drag(page, "#review-map .leaflet-marker-icon.bmark.selected", 40, 30)
+    wait_status(page, f"Building {building.pk} moved.")
     assert page.locator("#audit-list li").count() == 2
     shot("2-reviewed")
 
@@ -94,8 +99,7 @@ def test_a_coordinator_relabels_a_tile_and_moves_a_building(chromium, live_serve
 
     # Undo the move from the audit list: the building is back where the crowd put it.
     page.locator("#audit-list li", has_text="moved").get_by_role("button", name="Undo").click()
-    page.wait_for_function("""() => document.getElementById("review-status").textContent === "Review undone." """)
-    wait_ready(page)
+    wait_status(page, "Review undone.")
     shot("3-undone")
     buildings = json.loads(page.request.get(
         f"{live_server.url}/api/v1/projects/demo/consensus/buildings.geojson").body())
@@ -104,21 +108,6 @@ def test_a_coordinator_relabels_a_tile_and_moves_a_building(chromium, live_serve
     assert not errors, errors
     assert not failed, failed
     context.close()
-
-
-def drag(page, selector: str, dx: float, dy: float) -> None:
-    box = page.locator(selector).bounding_box()
-    x, y = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
-    page.mouse.move(x, y)
-    page.mouse.down()
-    for step in range(1, 11):
-        page.mouse.move(x + dx * step / 10, y + dy * step / 10)
-    page.mouse.up()
-
-
-def wait_status(page, text: str) -> None:
-    page.wait_for_function("text => document.getElementById('review-status').textContent === text", arg=text)
-    wait_ready(page)
 
 
 def test_a_coordinator_adds_a_building_moves_it_and_undoes_the_move(

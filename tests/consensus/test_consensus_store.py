@@ -191,16 +191,19 @@ def test_the_per_vote_update_rescores_a_tile_with_the_latest_model(django_captur
 
 def test_the_per_vote_update_takes_three_queries() -> None:
     made = crowd_project(GOOD, slug="good")
-    recompute_project(project_id=made.project.pk)
+    run = recompute_project(project_id=made.project.pk)
+    assert run is not None
     tile_ids = made.tile_ids[made.non_gold][:2].tolist()
     update_tile(tile_id=tile_ids[0])  # loads the model once per process
+    stale = TileConsensus.objects.get(tile_id=tile_ids[1]).updated_at
     with CaptureQueriesContext(connection) as queries:
-        update_tile(tile_id=tile_ids[1])
+        row = update_tile(tile_id=tile_ids[1])
     # The locked tile with its project and the latest run's id, its votes, one UPDATE (and BEGIN, COMMIT).
     # Its time is measured by bench/consensus/db.py, not here.
     sql = [q["sql"] for q in queries if q["sql"] not in ("BEGIN", "COMMIT") and "SAVEPOINT" not in q["sql"]]
     assert len(sql) == 3, sql
-    assert TileConsensus.objects.get(tile_id=tile_ids[1]).run_id is not None
+    assert row is not None and row.run_id == run.pk  # scored with the latest run's model
+    assert TileConsensus.objects.get(tile_id=tile_ids[1]).updated_at > stale  # and stored by the one UPDATE
 
 
 def early_retirement_case(threshold: float | None, **settings: object) -> tuple[CrowdProject, Tile, list]:
