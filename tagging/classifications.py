@@ -11,7 +11,7 @@ from django.utils import timezone
 
 from config.errors import Conflict, InvalidInput, NotFound
 from imagery.models import ImageryLayer, Tile
-from tagging import rows
+from tagging import rows, tile_updates
 from tagging.models import Classification, GoldAnswer, Mark, Project
 
 log = logging.getLogger(__name__)
@@ -58,7 +58,8 @@ def record_classification(*, volunteer: AbstractBaseUser, tile: Tile, answer: st
 
     A replay (double click, network retry) returns the stored row with created=False and
     changes nothing. The tile's vote count and status change in the same transaction, under
-    the tile's row lock; the tile's consensus update is enqueued after commit. The classification
+    the tile's row lock; the tile is marked for a consensus update, which a worker is asked for after commit
+    (tagging.tile_updates). The classification
     comes with its marks and their layers (classification.mark_rows). Raises InvalidInput
     for bad input, NotFound when the tile has vanished, and Conflict when the volunteer may not
     answer this tile (any more), or may never: they saw its answer in the tutorial.
@@ -82,9 +83,10 @@ def record_classification(*, volunteer: AbstractBaseUser, tile: Tile, answer: st
                 is_gold=locked.status == Tile.Status.GOLD, source=source, created_at=timezone.now())
             classification.mark_rows = [_mark(classification, tile, mark, layers) for mark in marks]
             _store_vote(classification, locked, retire=(not too_fast and locked.status == Tile.Status.OPEN
-                                                        and locked.vote_count + 1 >= project.redundancy))
+                                                        and locked.vote_count + 1 >= project.redundancy),
+                        pending=not imported)
             if not imported:
-                transaction.on_commit(lambda: _enqueue_tile_update(tile.pk))
+                transaction.on_commit(tile_updates.schedule_update)
     except IntegrityError:
         # Two identical submits raced: the other one won; return what it stored.
         return _stored(Classification.objects.get(volunteer=volunteer, tile=tile)), False
@@ -148,9 +150,10 @@ VOTE_FIELDS = ("project_id", "tile_id", "volunteer_id", "answer", "seconds", "to
 MARK_FIELDS = ("x", "y", "ground_x", "ground_y", "layer_id")
 
 
-def _store_vote(classification: Classification, locked: _LockedTile, *, retire: bool) -> None:
+def _store_vote(classification: Classification, locked: _LockedTile, *, retire: bool, pending: bool) -> None:
     """Insert the classification and its marks, count it on the tile (unless too fast; retiring the tile when
-    `retire`) and let the voter's lease lapse, under the tile's row lock. Sets classification.pk.
+    `retire`), let the voter's lease lapse and mark the tile for a consensus update (when `pending`), under
+    the tile's row lock. Sets classification.pk.
 
     Plain statements (tagging.rows); on PostgreSQL one statement, the steps as data-modifying WITH
     queries: a vote is then four round trips to the database (BEGIN, the lock, this, COMMIT).
@@ -168,6 +171,8 @@ def _store_vote(classification: Classification, locked: _LockedTile, *, retire: 
         steps["lapsed"] = """UPDATE tagging_assignment SET expires_at = %(created_at)s
                              WHERE volunteer_id = %(volunteer_id)s AND tile_id = %(tile_id)s
                                AND expires_at > %(created_at)s"""
+    if pending:
+        steps["pending"] = tile_updates.PENDING_SQL
     if classification.mark_rows:
         params.update({f"m{n}_{field}": getattr(mark, field) for n, mark in enumerate(classification.mark_rows)
                        for field in MARK_FIELDS})
@@ -192,12 +197,6 @@ def _store_vote(classification: Classification, locked: _LockedTile, *, retire: 
     classification.pk = row[0]
     classification._state.adding = False
     classification._state.db = connection.alias
-
-
-def _enqueue_tile_update(tile_id: int) -> None:
-    from workers.tagging import refresh_tile_task
-
-    refresh_tile_task.delay(tile_id)
 
 
 def refresh_tile(*, tile_id: int) -> int:

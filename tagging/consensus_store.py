@@ -1,9 +1,9 @@
-"""The consensus in the database: a whole-project estimate, and the cheap update of one tile after a vote.
+"""The consensus in the database: a whole-project estimate, and the cheap update of tiles after votes.
 
 recompute_project loads a project's counted votes, point marks and gold answers into numpy arrays,
 runs the pure estimates of tagging.consensus (tile labels, buildings, destruction dates) and writes
 tile labels, buildings and volunteer reliability in bulk, with a ConsensusRun recording method,
-parameters, timings and counts. update_tile re-scores one tile from its stored votes with the label
+parameters, timings and counts. update_tiles re-scores tiles from their stored votes with the label
 model of the latest run. Both recompute from the stored votes, so a duplicate or lost message, or a
 second run, cannot skew the result.
 """
@@ -13,6 +13,7 @@ from __future__ import annotations
 import io
 import logging
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -108,58 +109,77 @@ _FITTED: dict[int, _Fitted] = {}  # per project, the latest run's model: loaded 
 
 
 def update_tile(*, tile_id: int) -> TileConsensus | None:
-    """Re-score one tile from its stored, counted votes; returns its consensus row (None without votes).
+    """Re-score one tile from its stored, counted votes; returns its consensus row (None without votes)."""
+    return update_tiles(tile_ids=[tile_id]).get(tile_id)
 
-    Uses the label model of the project's latest finished run (majority vote before the first run):
-    three queries in the usual case and microseconds of arithmetic, under the tile's row lock. When
-    the project retires tiles early (retire_confidence) and the model's confidence reaches it with
-    at least retire_min_votes decisive votes, an open tile retires. Idempotent. A vanished tile is
-    skipped.
+
+def update_tiles(*, tile_ids: Sequence[int]) -> dict[int, TileConsensus | None]:
+    """Re-score tiles from their stored, counted votes; returns each tile's consensus row (None without votes).
+
+    Uses the label model of each project's latest finished run (majority vote before the first run):
+    three queries for the whole batch in the usual case (the locked tiles with their projects and latest
+    runs, their votes, one upsert) and microseconds of arithmetic per tile, under the tiles' row locks.
+    When a project retires tiles early (retire_confidence) and the model's confidence reaches it with
+    at least retire_min_votes decisive votes, an open tile retires. Idempotent. A vanished tile is skipped
+    (it is not in the result).
     """
+    if not tile_ids:
+        return {}
     with transaction.atomic():
-        # The tile's row lock orders concurrent updates of one tile: the later one reads every vote the
-        # earlier one read, so an older count never overwrites a newer one.
+        # The tiles' row locks order concurrent updates of a tile: the later one reads every vote the earlier
+        # one read, so an older count never overwrites a newer one. Taken in id order, so two batches cannot
+        # deadlock (a vote locks one tile).
         latest_run = ConsensusRun.objects.filter(project=OuterRef("grid__project_id"),
                                                  status=ConsensusRun.Status.DONE).order_by("-id").values("id")[:1]
-        found = Tile.objects.select_for_update(of=("self",)).filter(pk=tile_id).values_list(
-            "status", "grid__project_id", "grid__project__answers", "grid__project__retire_confidence",
-            "grid__project__consensus_settings", Subquery(latest_run)).first()
-        if found is None:
-            log.info("tile %s vanished before its consensus update", tile_id)
-            return None
-        return _update_locked_tile(tile_id, *found)
+        found = list(Tile.objects.select_for_update(of=("self",)).filter(pk__in=list(tile_ids)).order_by("pk")
+                     .values_list("pk", "status", "grid__project_id", "grid__project__answers",
+                                  "grid__project__retire_confidence", "grid__project__consensus_settings",
+                                  Subquery(latest_run)))
+        if len(found) < len(set(tile_ids)):
+            log.info("%d tiles vanished before their consensus update", len(set(tile_ids)) - len(found))
+        return _update_locked_tiles(found)
 
 
-def _update_locked_tile(tile_id: int, status: str, project_id: int, answers: list[dict[str, Any]],
-                        retire_confidence: float | None, consensus_settings: dict[str, Any],
-                        latest_run: int | None) -> TileConsensus | None:
-    project = Project(pk=project_id, answers=answers, retire_confidence=retire_confidence,
-                      consensus_settings=consensus_settings)
-    keys = tuple(project.answer_keys)
-    votes = [vote for vote in Classification.objects.filter(tile_id=tile_id, too_fast=False).values_list(
-        "id", "volunteer_id", "answer") if vote[2] in keys]
+def _update_locked_tiles(found: list[tuple]) -> dict[int, TileConsensus | None]:
+    """Score the locked tiles (rows of update_tiles' query) and write their consensus: one upsert for all."""
+    votes: dict[int, list[tuple[int, int | None, str]]] = {row[0]: [] for row in found}
+    for tile_id, vote_id, volunteer_id, answer in Classification.objects.filter(
+            tile_id__in=list(votes), too_fast=False).order_by("id").values_list("tile_id", "id", "volunteer_id",
+                                                                                   "answer"):
+        votes[tile_id].append((vote_id, volunteer_id, answer))
     # import_gold makes a tile gold and gives it its answer together: only gold tiles have one to look up.
-    gold = (GoldAnswer.objects.filter(tile_id=tile_id).values_list("answer", flat=True).first()
-            if status == Tile.Status.GOLD else None)
-    gold_idx = _gold_index(project, gold)
-    if not votes and gold_idx is None:
-        TileConsensus.objects.filter(tile_id=tile_id).delete()
-        return None
-    fitted = _fitted_model(project, keys, latest_run)
-    row = _score_tile(tile_id, project, votes, gold_idx, fitted)
-    _save_tile(row)
-    if (fitted is not None and retire_confidence is not None and status == Tile.Status.OPEN
-            and row.n_decisive >= _retire_min_votes(project) and row.confidence >= retire_confidence):
-        Tile.objects.filter(pk=tile_id, status=Tile.Status.OPEN).update(status=Tile.Status.RETIRED)
-    return row
-
-
-def _save_tile(row: TileConsensus) -> None:
-    """One UPDATE for a tile that has a consensus already; an upsert (a race-safe insert) for a new one."""
-    values = {field: getattr(row, field) for field in TILE_UPDATE_FIELDS}
-    if not TileConsensus.objects.filter(tile_id=row.tile_id).update(**values):
-        TileConsensus.objects.bulk_create([row], update_conflicts=True, unique_fields=["tile"],
+    gold_tiles = [row[0] for row in found if row[1] == Tile.Status.GOLD]
+    gold = (dict(GoldAnswer.objects.filter(tile_id__in=gold_tiles).values_list("tile_id", "answer"))
+            if gold_tiles else {})
+    projects: dict[int, Project] = {}
+    result: dict[int, TileConsensus | None] = {}
+    scored, empty, retire = [], [], []
+    for tile_id, status, project_id, answers, retire_confidence, consensus_settings, latest_run in found:
+        if project_id not in projects:
+            projects[project_id] = Project(pk=project_id, answers=answers, retire_confidence=retire_confidence,
+                                           consensus_settings=consensus_settings)
+        project = projects[project_id]
+        keys = tuple(project.answer_keys)
+        counted = [vote for vote in votes[tile_id] if vote[2] in keys]
+        gold_idx = _gold_index(project, gold.get(tile_id))
+        if not counted and gold_idx is None:
+            empty.append(tile_id)
+            result[tile_id] = None
+            continue
+        fitted = _fitted_model(project, keys, latest_run)
+        row = result[tile_id] = _score_tile(tile_id, project, counted, gold_idx, fitted)
+        scored.append(row)
+        if (fitted is not None and retire_confidence is not None and status == Tile.Status.OPEN
+                and row.n_decisive >= _retire_min_votes(project) and row.confidence >= retire_confidence):
+            retire.append(tile_id)
+    if empty:
+        TileConsensus.objects.filter(tile_id__in=empty).delete()
+    if scored:
+        TileConsensus.objects.bulk_create(scored, update_conflicts=True, unique_fields=["tile"],
                                           update_fields=TILE_UPDATE_FIELDS)
+    if retire:
+        Tile.objects.filter(pk__in=retire, status=Tile.Status.OPEN).update(status=Tile.Status.RETIRED)
+    return result
 
 
 def _retire_min_votes(project: Project) -> float:
@@ -300,8 +320,7 @@ def recompute_project(*, project_id: int) -> ConsensusRun | None:
             status=ConsensusRun.Status.FAILED, finished_at=timezone.now(), error=f"{type(exc).__name__}: {exc}"[:2000],
             last_classification_id=run.last_classification_id)
         raise
-    for tile_id in _tiles_voted_after(project, run.last_classification_id):
-        update_tile(tile_id=tile_id)
+    update_tiles(tile_ids=_tiles_voted_after(project, run.last_classification_id))
     return run
 
 

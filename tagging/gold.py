@@ -4,6 +4,7 @@ from django.db import transaction
 
 from config.errors import InvalidInput, NotFound
 from imagery.models import Tile
+from tagging import tile_updates
 from tagging.classifications import MarkInput, check_classification
 from tagging.models import Classification, GoldAnswer
 
@@ -29,7 +30,7 @@ def set_gold(*, tile: Tile, answer: str, marks: list[tuple[float, float]]) -> Go
             GoldAnswer.objects.filter(tile=tile).delete()
             gold = GoldAnswer.objects.create(tile=tile, answer=answer, marks=stored)
         Classification.objects.filter(tile=tile, is_gold=False).update(is_gold=True)
-        _refresh_after_commit(tile.pk)
+        tile_updates.mark_pending([tile.pk])
     return gold
 
 
@@ -44,11 +45,6 @@ def clear_gold(*, tile: Tile) -> Tile:
         locked.status = Tile.Status.RETIRED if locked.vote_count >= redundancy else Tile.Status.OPEN
         locked.save(update_fields=["status"])
         Classification.objects.filter(tile=locked, is_gold=True).update(is_gold=False)
-        _refresh_after_commit(tile.pk)
+        tile_updates.mark_pending([tile.pk])
     return locked
 
-
-def _refresh_after_commit(tile_id: int) -> None:
-    from workers.tagging import refresh_tile_task  # workers import the domain, not the other way round at load
-
-    transaction.on_commit(lambda: refresh_tile_task.delay(tile_id))

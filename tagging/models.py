@@ -329,3 +329,17 @@ class Review(models.Model):
         constraints = [models.CheckConstraint(
             condition=~(models.Q(added__isnull=False) & (models.Q(building__isnull=False) | models.Q(action="add"))),
             name="review_of_an_added_building_names_only_it")]
+
+
+class PendingTileUpdate(models.Model):
+    """A tile voted on whose consensus a worker has not re-scored since (tagging.tile_updates).
+
+    Written by the vote's own statement, so a vote never commits without it; deleted by the worker in
+    the transaction that re-scores the tile, so a crashed worker leaves it for the next one.
+    """
+
+    tile = models.OneToOneField("imagery.Tile", primary_key=True, on_delete=models.CASCADE, related_name="+")
+    since = models.DateTimeField(default=timezone.now, help_text="The first vote since the last update.")
+
+    class Meta:
+        indexes = [models.Index(fields=["since"])]

@@ -274,6 +274,8 @@ def report(run: Run, ceilings: dict[str, list[Outcome]], thinking: list[Outcome]
     print(f"  repeats: tiles handed twice to one volunteer {checks.repeat_handed}, two votes {checks.repeat_votes}, "
           f"two leases {checks.repeat_leases} "
           f"{ok(not (checks.repeat_handed or checks.repeat_votes or checks.repeat_leases))}")
+    print(f"  consensus: {checks.pending} tiles still pending, {checks.consensus_stale} voted tiles whose consensus "
+          f"misses a vote {ok(not (checks.pending or checks.consensus_stale))}")
     print(f"  bare vote table: {bare_rows:,} rows for {bare_told:,} 201s {ok(bare_rows == bare_told)}")
     statuses: Counter = Counter()
     errors: Counter = Counter()

@@ -21,7 +21,7 @@ from rest_framework.authtoken.models import Token
 from bench.volunteers.views import create_vote_table
 from imagery.grid import GridSpec
 from imagery.models import Grid, ImageryLayer, Tile, TileImage
-from tagging.models import Assignment, Classification, GoldAnswer, Project
+from tagging.models import Assignment, Classification, GoldAnswer, PendingTileUpdate, Project, TileConsensus
 from tagging.projects import create_project
 
 SLUG = "bench-volunteers"
@@ -129,6 +129,8 @@ class Checks:
     repeat_votes: int = 0  # (volunteer, tile) pairs with two classifications
     repeat_handed: int = 0  # (volunteer, tile) pairs handed out twice by next-tile
     repeat_leases: int = 0  # (volunteer, tile) pairs with two assignment rows
+    pending: int = 0  # tiles still waiting for their consensus update
+    consensus_stale: int = 0  # voted tiles whose consensus row does not count every counted vote
 
     @property
     def failures(self) -> list[str]:
@@ -138,7 +140,8 @@ class Checks:
             ("vote_count differs from the stored votes", self.count_mismatch),
             ("a tile's status does not follow its votes", self.retired_wrong),
             ("a volunteer got or voted on a tile twice",
-             self.repeat_votes or self.repeat_handed or self.repeat_leases)) if bad]
+             self.repeat_votes or self.repeat_handed or self.repeat_leases),
+            ("a voted tile's consensus misses a vote", self.pending or self.consensus_stale)) if bad]
 
 
 def check(fixture: Fixture, stored: list[tuple[int, int]], handed: list[tuple[int, int]]) -> Checks:
@@ -165,4 +168,7 @@ def check(fixture: Fixture, stored: list[tuple[int, int]], handed: list[tuple[in
     result.repeat_handed = len(handed) - len(set(handed))
     result.repeat_leases = (Assignment.objects.filter(project_id=fixture.project_id)
                             .values("volunteer", "tile").annotate(n=Count("pk")).filter(n__gt=1).count())
+    result.pending = PendingTileUpdate.objects.filter(tile__grid__project_id=fixture.project_id).count()
+    scored = dict(TileConsensus.objects.filter(project_id=fixture.project_id).values_list("tile_id", "n_votes"))
+    result.consensus_stale = sum(scored.get(tile_id) != n for tile_id, n in counted.items())
     return result

@@ -3,7 +3,7 @@
 import pytest
 
 from imagery.models import Tile
-from tagging.models import Classification, ConsensusRun, TileConsensus
+from tagging.models import Classification, ConsensusRun, PendingTileUpdate, TileConsensus
 from tests.tagging.helpers import project_with_tiles
 from tests.test_worker import manage, platform_env, start_worker, wait_for  # noqa: F401 (fixtures)
 
@@ -32,3 +32,28 @@ def test_a_worker_recomputes_an_import_and_its_beat_picks_up_new_votes(platform_
     # committed) may score this tile before the beat's run does.
     wait_for(lambda: done.count() >= 2, 90, "the periodic recompute")
     assert TileConsensus.objects.get(tile=tile).counts["damaged"] == 1
+
+
+VOTES_SCRIPT = """
+from django.contrib.auth import get_user_model
+from imagery.models import Tile
+from tagging.classifications import MarkInput, record_classification
+tile = Tile.objects.get(grid__project__slug="raqqa", col=0, row=0)
+for name in ("ann", "ben", "cy"):
+    user = get_user_model().objects.create_user(name)
+    record_classification(volunteer=user, tile=tile, answer="destroyed", marks=[MarkInput(9, 9)], seconds=9)
+"""
+
+
+def test_votes_reach_the_consensus_through_a_worker(platform_env, start_worker) -> None:  # noqa: F811
+    """Votes in another process (as gunicorn's): their tile is marked pending, one message asks a worker, which
+    re-scores the tile and forgets it."""
+    project = project_with_tiles()
+    start_worker()
+    result = manage(platform_env, "shell", "-c", VOTES_SCRIPT)
+    assert result.returncode == 0, result.stderr
+    tile = Tile.objects.get(grid__project=project, col=0, row=0)
+    wait_for(lambda: not PendingTileUpdate.objects.exists(), 90, "the pending tile's update")
+    row = TileConsensus.objects.get(tile=tile)
+    assert (row.label, row.n_votes) == ("destroyed", 3)
+    assert Tile.objects.get(pk=tile.pk).vote_count == 3
