@@ -10,7 +10,7 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 
 app = Celery("config")
 app.config_from_object("django.conf:settings", namespace="CELERY")
-app.conf.imports = ("workers.imagery", "workers.tagging")
+app.conf.imports = ("workers.imagery", "workers.maps", "workers.tagging")
 
 _dirs_ready = False
 

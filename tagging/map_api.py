@@ -14,8 +14,8 @@ ACCESS_SECONDS. Answers over GZIP_OVER bytes are gzipped when the client accepts
 Filters: ``answer`` (consensus labels, comma-separated), ``min_confidence``/``max_confidence`` (0-1, of
 the tile's label or of the building), ``contested=1`` (agreement below CONTESTED_AGREEMENT or
 confidence below CONTESTED_CONFIDENCE), ``reviewed=any|yes|no`` (only what a coordinator's review decides, or
-only the rest; at street zoom, where reviews are applied: grouped cells are the crowd's alone), and for
-buildings ``date_from``/``date_to`` (see map_layers).
+only the rest; reviews are applied at every zoom), and for buildings ``date_from``/``date_to`` (see
+map_layers).
 """
 
 from __future__ import annotations
@@ -180,8 +180,7 @@ COMMON = [OpenApiParameter("bbox", str, description="west,south,east,north in WG
           OpenApiParameter("zoom", int, description="The map's zoom: cells stay at least a few pixels wide.")]
 
 REVIEWED_PARAMETER = OpenApiParameter("reviewed", str, enum=list(REVIEWED)[1:], description=(
-    "yes: only what a coordinator's review decides (added buildings too); no: only the rest. Not applied to "
-    "grouped cells."))
+    "yes: only what a coordinator's review decides (added buildings too); no: only the rest."))
 
 
 def geojson_response(request: Request, text: str) -> HttpResponse:

@@ -8,19 +8,20 @@ to WGS84: the polygons tile the plane without the 64 px overlaps, and follow the
 against north. When the bbox holds more than MAX_TILES grid cells, tiles are grouped into cells of
 k x k tiles (k a power of two, so that at most MAX_CELLS cells are in view, and no cell is smaller
 than MIN_CELL_PX screen pixels at ``zoom``), and the answer says ``"aggregated": true, "cell_tiles": k``.
-A cell tells its tile count, how many have a consensus, votes, progress, tiles per label (and the most
-frequent one), mean confidence and agreement, and how many are contested.
+A cell tells its tile count, how many have a label, votes, progress, tiles per label (and the most
+frequent one), mean confidence and agreement, and how many are contested and how many reviewed.
 
 Buildings come as points while at most MAX_BUILDINGS are in view, else as clusters (count, mean
-position, mean and highest confidence) over the same k x k tile cells.
+position, mean and highest confidence, support, how many reviewed) over the same k x k tile cells.
 
 Grouped cells come from the project's map state (tagging/map_state.py: every tile and building as
-arrays in memory, pyramids of per-cell sums), so a city-wide view costs the cells in view, not the
-200,000 tiles under them, and each cell's feature text is made once per state, filter, colour and
+arrays in memory, reviews applied, pyramids of per-cell sums), so a city-wide view costs the cells in view,
+not the 200,000 tiles under them, and each cell's feature text is made once per state, filter, colour and
 cell size (a pan shows mostly the cells of the last view); they are up to about STATE_SECONDS old (a
-finished consensus run shows at once). Tiles and buildings at street zoom (not grouped) are read by
-SQL, always fresh. The link to who said what is a template in the collection's properties
-(``votes_url``, with ``{id}``), not repeated in every feature.
+finished consensus run shows at once, a review once the worker has rebuilt the state, in about a build's
+time). Tiles and buildings at street zoom (not grouped) are read by SQL, always fresh. The link to who said
+what is a template in the collection's properties (``votes_url``, with ``{id}``), not repeated in every
+feature.
 
 Filters: ``answers`` (consensus labels), ``min_confidence``/``max_confidence`` (0-1, of the tile's label
 or of the building), ``contested`` (agreement below CONTESTED_AGREEMENT or confidence below
@@ -28,13 +29,15 @@ CONTESTED_CONFIDENCE), and for buildings ``date_from``/``date_to``: buildings th
 destroyed in that window (first date destroyed on or after date_from, last date intact before date_to).
 A tile filter leaves out the tiles without a consensus yet.
 
-Reviews override the crowd in tiles and building points (not yet in grouped cells, which say
-``"reviews_applied": false``), as in the exports (tagging/reviews.py, one read of the project's reviews per
-request): a tile's label and confidence are its reviewed state, a rejected building is left out, a moved one
-is at its new place, an added one is a point "review-<id>" of confidence 1. Each feature says ``reviewed``
-and, when it is, ``review`` (action, label, reviewer, when, note); the collection's ``review_url`` opens the
-review page on a tile ({id}: the tile's id, a building's ``tile``). Filters apply to the reviewed state;
-``reviewed`` (True/False) keeps only what a review decides, or only the rest.
+Reviews override the crowd everywhere (``"reviews_applied": true``), as in the exports (tagging/reviews.py):
+at street zoom by one read of the project's reviews per request, in grouped cells and clusters through the
+map state, which holds the reviewed state. A tile's label and confidence are its reviewed state, a rejected
+building is left out, a moved one is at its new place, an added one is a point "review-<id>" of confidence
+1 (in a cluster: one more building). Each feature says ``reviewed`` and, when it is, ``review`` (action,
+label, reviewer, when, note); a grouped cell or cluster says how many of its tiles or buildings are
+``reviewed``. The collection's ``review_url`` opens the review page on a tile ({id}: the tile's id, a
+building's ``tile``). Filters apply to the reviewed state; ``reviewed`` (True/False) keeps only what a review
+decides, or only the rest.
 """
 
 from __future__ import annotations
@@ -64,6 +67,7 @@ from tagging.map_state import (
     B_LAT,
     B_LON,
     B_N,
+    B_REVIEWED,
     B_SUPPORT,
     CONF_N,
     CONF_SUM,
@@ -73,6 +77,7 @@ from tagging.map_state import (
     DONE,
     JUDGED,
     LABELS,
+    REVIEWED,
     STATE_SECONDS,
     VOTES,
     MapState,
@@ -339,10 +344,9 @@ def tiles_in_view(view: View, filt: TileFilter) -> str:
         features = tile_features(view, filt, review_index(project=view.project))
         return collection({**properties, "aggregated": False, "cell_tiles": 1, "count": len(features),
                            "tiles": len(features), "reviews_applied": True}, features)
-    # Grouped cells are the crowd's alone: neither reviews nor the reviewed filter reach them yet.
     cells, tiles = tile_cells(view, filt, k, current_map_state(project=view.project, grid=view.grid))
     return collection({**properties, "aggregated": True, "cell_tiles": k, "count": len(cells),
-                       "tiles": tiles, "max_age_s": STATE_SECONDS, "reviews_applied": False}, cells)
+                       "tiles": tiles, "max_age_s": STATE_SECONDS, "reviews_applied": True}, cells)
 
 
 TILE_FEATURE = ('{"type":"Feature","id":%d,"geometry":{"type":"Polygon","coordinates":%s},"properties":{"id":%d,'
@@ -483,7 +487,7 @@ def tile_cell_features(view: View, k: int, cells: list[tuple[int, int]], sums: n
             k, c, r, ring, c, r, count, judged, row[VOTES], values[3], values[0],
             number(labels[top] / judged) if top else "null",
             ",".join(f"{text(key)}:{v}" for key, v in labels.items()), values[1], values[2], row[CONTESTED],
-            values[value_of])
+            row[REVIEWED], values[value_of])
         made[(r, c)] = (feature, *box, count)
     return made
 
@@ -494,7 +498,7 @@ def mean(total: float, count: float) -> str:
 
 CELL_FEATURE = ('{"type":"Feature","id":"c%d-%d-%d","geometry":{"type":"Polygon","coordinates":%s},"properties":'
                 '{"cell":[%d,%d],"tiles":%d,"judged":%d,"votes":%d,"progress":%s,"label":%s,"label_share":%s,'
-                '"labels":{%s},"confidence":%s,"agreement":%s,"contested":%d,"value":%s}}')
+                '"labels":{%s},"confidence":%s,"agreement":%s,"contested":%d,"reviewed":%d,"value":%s}}')
 
 
 # --- Buildings -------------------------------------------------------------------------------------------------------
@@ -514,11 +518,10 @@ def buildings_in_view(view: View, filt: BuildingFilter) -> str:
         features = [made.get(r) or made.setdefault(r, building_feature(r)) for r in rows]
         return collection({**properties, "aggregated": False, "count": len(features), "buildings": len(features),
                            "reviews_applied": True}, features)
-    # Clusters are the crowd's alone: neither reviews nor the reviewed filter reach them yet.
     k = cell_size(view.spec, view.cols, view.rows, view.zoom, view.bbox, most=MAX_BUILDING_CELLS, threshold=0)
     features, buildings = building_cells(view, filt, k, state)
     return collection({**properties, "aggregated": True, "cell_tiles": k, "count": len(features),
-                       "buildings": buildings, "max_age_s": STATE_SECONDS, "reviews_applied": False}, features)
+                       "buildings": buildings, "max_age_s": STATE_SECONDS, "reviews_applied": True}, features)
 
 
 def building_points(view: View, filt: BuildingFilter, reviews: ReviewIndex) -> list[tuple]:
@@ -618,7 +621,7 @@ def cluster_feature(k: int, r: int, c: int, row: list[float], top: float) -> tup
     count = int(row[B_N])
     lon, lat = row[B_LON] / count, row[B_LAT] / count
     props = {"cell": [c, r], "buildings": count, "confidence": rounded(row[B_CONF] / count),
-             "max_confidence": rounded(top), "support": int(row[B_SUPPORT])}
+             "max_confidence": rounded(top), "support": int(row[B_SUPPORT]), "reviewed": int(row[B_REVIEWED])}
     feature = ('{"type":"Feature","id":"b' + f"{k}-{c}-{r}" + '","geometry":{"type":"Point","coordinates":['
                + f"{lon:.6f},{lat:.6f}" + ']},"properties":' + dumps(props) + "}")
     return feature, lon, lat, count

@@ -1,5 +1,5 @@
-"""What the map's grouped cells are computed from: the state of every tile and building of a project, as
-numpy arrays in each web process's memory, published through the Django cache.
+"""What the map's grouped cells are computed from: the state of every tile and building of a project, with the
+coordinators' reviews applied, as numpy arrays in each web process's memory, published through the Django cache.
 
 Grouping a city-wide view by SQL reads every tile of the project (~1 s for 200,000 tiles, bench.map), and
 the grouping changes with the zoom. Instead one query per table loads the project's tiles (column, row,
@@ -8,30 +8,44 @@ those arrays: tile cells of k x k tiles come from a pyramid of per-cell sums (le
 2 x 2), built once per state and filter, so a request costs the cells in view (at most a few hundred),
 never the tiles under them.
 
-Freshness. A state is built (i) at the end of every consensus run (``ensure_map_state_after_run``, in the
-worker), so a finished run shows at once, and (ii) when a request finds the published state unchecked for
-STATE_SECONDS: that request still answers from it, and one background thread (one for all processes: a
-cache lock) checks the project's watermark (latest run, latest vote, latest tile: three indexed queries)
-and builds the next state only when it moved, or when the state is STATE_MAX_SECONDS old (a vote whose
-live consensus update landed after the watermark was read). Building reads every tile (~1.3 s for 200,000
-tiles, most of it holding the worker's GIL), so an idle project costs nothing and an active one a build
-per STATE_SECONDS. Votes between runs (a tile's vote count and its live consensus) therefore reach the
-grouped cells within about STATE_SECONDS; tiles and buildings at street zoom are read fresh by SQL.
+Reviews. A state holds what the coordinators' reviews leave, as the exports and the street-zoom features do
+(tagging/reviews.py: ``tile_state``, ``building_state``, ``added_state``, over one ``review_index``): a
+relabelled tile has the reviewed label at confidence 1, a rejected one no label; a rejected building is left
+out, a moved one is at its new place, a confirmed one at confidence 1, and an added one is a building of
+confidence 1 without votes or dates. ``reviewed`` and ``b_reviewed`` mark what a review decides, for the
+``reviewed`` filter and the cells' counts of reviewed tiles and buildings.
+
+Freshness. A state is built in the Celery worker, never in a web process that has one to serve: (i) at the
+end of every consensus run (``ensure_map_state_after_run``, in the worker), so a finished run shows at once;
+(ii) after a review is recorded or undone (``request_refresh(changed=True)``, on commit), so a decision
+reaches the grouped cells in about a build's time; (iii) when a request finds the published state unchecked
+for STATE_SECONDS: that request still answers from it, and enqueues one check (the task
+workers.maps.rebuild_map_state; one for all processes: a cache lock, held until the task ends, freed at once
+when the message cannot be sent so that a later request retries). The check compares the project's
+watermark (latest run, vote, tile, review and undo: four indexed queries) with the published state's and
+builds the next state only when it moved, or when the state is STATE_MAX_SECONDS old (a vote whose live
+consensus update landed after the watermark was read). Building reads every tile (~1.3 s for 200,000 tiles,
+holding its process's GIL the whole time: in a web process that would stall every request it serves), so an
+idle project costs nothing and an active one a build per STATE_SECONDS in the worker. Votes between runs (a
+tile's vote count and its live consensus) therefore reach the grouped cells within about STATE_SECONDS plus
+the worker's queue; tiles and buildings at street zoom are read fresh by SQL.
+
+The one build in a web process is the cold start: a request that finds no published state at all (a project
+never run, an emptied cache) builds it inline and publishes it.
 
 The published state carries a version (the latest finished run's id and a random part); each request reads
-the version (one cache read) and adopts a newer state when its own copy is older.
+the version record (one cache read) and adopts a newer state when its own copy is older.
 """
 
 from __future__ import annotations
 
 import logging
-import threading
 import time
 import uuid
 from collections import OrderedDict
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 from django.core.cache import cache
@@ -40,50 +54,57 @@ from django.db.models import Max
 
 from imagery.grid import GridSpec
 from imagery.models import Grid, Tile
-from tagging.models import Building, Classification, ConsensusRun, Project
+from tagging.models import Building, Classification, ConsensusRun, Project, Review
+from tagging.reviews import ReviewIndex, added_state, building_state, review_index, tile_state
 
 if TYPE_CHECKING:
     from tagging.map_layers import BuildingFilter, TileFilter
 
-STATE_SECONDS = 30.0  # a state unchecked for this long is checked (and rebuilt if changed) in the background
+STATE_SECONDS = 30.0  # a state unchecked for this long is checked (and rebuilt if changed) by the worker
 STATE_MAX_SECONDS = 300.0  # and rebuilt whatever the check says when this old
 STATE_TIMEOUT = 24 * 3600  # how long the cache keeps a published state nobody refreshes
-LOCK_SECONDS = 120
+LOCK_SECONDS = 120  # a check whose task never ends (a lost message) stops blocking the next one after this
 PYRAMIDS_KEPT = 6  # (filter, redundancy) pyramids kept per state, least recently used dropped
 MEMOS_KEPT = 24  # (filter, colour, cell size) memos of cell features kept per state
 MEMO_ENTRIES = 100_000  # features in one memo (~40 MB at most) before it starts again
 CONTESTED_AGREEMENT = 0.6
 CONTESTED_CONFIDENCE = 0.7
 NO_DAY = np.iinfo(np.int32).min  # a date column that is empty
+KEYS = "map:v2"  # a new prefix whenever what is cached changes shape: the previous release's processes keep theirs
 log = logging.getLogger(__name__)
 
 # Rows of a tile level: tiles, with a consensus, votes, votes towards retirement, confidence sum and count,
-# agreement sum and count, contested; then one row per answer key.
-N, JUDGED, VOTES, DONE, CONF_SUM, CONF_N, AGREE_SUM, AGREE_N, CONTESTED = range(9)
-LABELS = 9
-# Rows of a building level: buildings, lon sum, lat sum, confidence sum, support sum (the highest confidence
-# is a level of its own: maxima, not sums).
-B_N, B_LON, B_LAT, B_CONF, B_SUPPORT = range(5)
+# agreement sum and count, contested, reviewed; then one row per answer key.
+N, JUDGED, VOTES, DONE, CONF_SUM, CONF_N, AGREE_SUM, AGREE_N, CONTESTED, REVIEWED = range(10)
+LABELS = 10
+# Rows of a building level: buildings, lon sum, lat sum, confidence sum, support sum, reviewed (the highest
+# confidence is a level of its own: maxima, not sums).
+B_N, B_LON, B_LAT, B_CONF, B_SUPPORT, B_REVIEWED = range(6)
+
+# Latest finished run, vote, tile and review (ids, 0 for none), latest undo of a review (POSIX seconds, 0 for none).
+Watermark = tuple[int, int, int, int, float]
 
 
 @dataclass
 class MapState:
-    """A project's tiles on its grid (arrays of rows x cols) and its buildings (columns), at one moment."""
+    """A project's tiles on its grid (arrays of rows x cols) and its buildings (columns), at one moment, with the
+    reviews of that moment applied."""
 
     project_id: int
     grid_id: int
     spec: GridSpec
     version: str
-    watermark: tuple[int, int, int]  # latest finished run, latest vote, latest tile when the rows were read
+    watermark: Watermark  # when the rows were read
     built_at: float
-    labels: tuple[str, ...]  # the consensus labels found; ``label`` indexes them, -1 without a consensus
+    labels: tuple[str, ...]  # the labels found (the crowd's and the reviews'); ``label`` indexes them, -1 for none
     present: np.ndarray  # bool: a tile exists in that grid cell
     retired: np.ndarray  # bool
     votes: np.ndarray  # int32
-    label: np.ndarray  # int16
-    confidence: np.ndarray  # float32, NaN without a consensus
-    agreement: np.ndarray  # float32, NaN without one
-    b_x: np.ndarray  # buildings: ground metres in the grid's CRS
+    label: np.ndarray  # int16, the reviewed label
+    confidence: np.ndarray  # float32, NaN without a label
+    agreement: np.ndarray  # float32, NaN without a consensus
+    reviewed: np.ndarray  # bool: a review decides the tile
+    b_x: np.ndarray  # buildings (the crowd's not rejected, then the added ones): ground metres in the grid's CRS
     b_y: np.ndarray
     b_lon: np.ndarray
     b_lat: np.ndarray
@@ -91,6 +112,7 @@ class MapState:
     b_support: np.ndarray
     b_first_destroyed: np.ndarray  # int32 proleptic ordinals, NO_DAY when empty
     b_last_intact: np.ndarray
+    b_reviewed: np.ndarray  # bool: a review decides the building (or added it)
     _pyramids: OrderedDict = field(default_factory=OrderedDict, repr=False, compare=False)
     _memos: OrderedDict = field(default_factory=OrderedDict, repr=False, compare=False)
 
@@ -100,10 +122,6 @@ class MapState:
     @property
     def run_id(self) -> int:
         return self.watermark[0]
-
-    @property
-    def age_s(self) -> float:
-        return time.time() - self.built_at
 
     def pyramid(self, key: Hashable, base: Callable[[], list[Any]]) -> list[Any]:
         """The levels of a pyramid, built on demand and kept (a few per state, least recently used dropped)."""
@@ -140,28 +158,51 @@ def fetch_rows(query: Any) -> list[tuple]:
         return cursor.fetchall()
 
 
-def read_watermark(project_id: int, grid_id: int) -> tuple[int, int, int]:
-    """What a state's rows depend on: the latest finished run, vote and tile (their ids; 0 for none)."""
+def read_watermark(project_id: int, grid_id: int) -> Watermark:
+    """What a state's rows depend on: the latest finished run, vote, tile and review, and the latest undo."""
     run = (ConsensusRun.objects.filter(project_id=project_id, status=ConsensusRun.Status.DONE)
            .order_by("-id").values_list("id", flat=True).first())
     vote = Classification.objects.filter(project_id=project_id).aggregate(last=Max("id"))["last"]
     tile = Tile.objects.filter(grid_id=grid_id).aggregate(last=Max("id"))["last"]
-    return run or 0, vote or 0, tile or 0
+    # An undo changes no id, only undone_at: a review is never deleted (the audit trail).
+    reviews = Review.objects.filter(project_id=project_id).aggregate(last=Max("id"), undone=Max("undone_at"))
+    undone = reviews["undone"]
+    return run or 0, vote or 0, tile or 0, reviews["last"] or 0, undone.timestamp() if undone else 0.0
 
 
 def build_map_state(*, project: Project, grid: Grid) -> MapState:
-    """Load the project's tiles and buildings into a new state (two queries after the watermark's three)."""
+    """Load the project's tiles, buildings and reviews into a new state (three queries after the watermark's
+    four)."""
     watermark = read_watermark(project.pk, grid.pk)  # read first: a change while reading shows next time
+    reviews = review_index(project=project)
     spec = grid.spec()
-    rows = fetch_rows(Tile.objects.filter(grid=grid).order_by().values_list(
-        "col", "row", "status", "vote_count", "consensus__label", "consensus__confidence", "consensus__agreement"))
+    tiles = tile_arrays(spec, fetch_rows(Tile.objects.filter(grid=grid).order_by().values_list(
+        "pk", "col", "row", "status", "vote_count", "consensus__label", "consensus__confidence",
+        "consensus__agreement")), reviews)
+    buildings = building_columns(fetch_rows(Building.objects.filter(project=project).order_by().values_list(
+        "pk", "ground_x", "ground_y", "lon", "lat", "confidence", "n_support", "first_destroyed", "last_intact")),
+        reviews)
+    return MapState(project_id=project.pk, grid_id=grid.pk, spec=spec,
+                    version=f"{watermark[0]}-{uuid.uuid4().hex[:12]}",
+                    watermark=watermark, built_at=time.time(), **tiles, **buildings)
+
+
+def tile_arrays(spec: GridSpec, rows: list[tuple], reviews: ReviewIndex) -> dict[str, Any]:
+    """The tile fields of a state from the tiles' rows (id, col, row, status, votes, consensus label, confidence,
+    agreement), each reviewed tile's label and confidence as its reviews leave them."""
     shape = (spec.rows, spec.cols)
-    present, retired = np.zeros(shape, bool), np.zeros(shape, bool)
+    present, retired, reviewed = np.zeros(shape, bool), np.zeros(shape, bool), np.zeros(shape, bool)
     votes, label = np.zeros(shape, np.int32), np.full(shape, -1, np.int16)
     confidence, agreement = np.full(shape, np.nan, np.float32), np.full(shape, np.nan, np.float32)
     labels: tuple[str, ...] = ()
     if rows:
-        col, row, status, count, names, conf, agree = zip(*rows)
+        pks, col, row, status, count, crowd, crowd_conf, agree = zip(*rows)
+        names, conf = list(crowd), list(crowd_conf)
+        decided = [i for i, pk in enumerate(pks) if pk in reviews.tiles] if reviews.tiles else []
+        for i in decided:
+            state = tile_state({"label": names[i], "confidence": conf[i]} if names[i] else None,
+                               reviews.tiles[pks[i]])
+            names[i], conf[i] = state["label"], state["confidence"]
         where = (np.array(row, np.int64), np.array(col, np.int64))
         labels = tuple(sorted({name for name in names if name is not None}))
         code = {name: i for i, name in enumerate(labels)}
@@ -171,14 +212,36 @@ def build_map_state(*, project: Project, grid: Grid) -> MapState:
         label[where] = [code.get(name, -1) for name in names]
         confidence[where] = np.array(conf, dtype=float)  # None becomes NaN
         agreement[where] = np.array(agree, dtype=float)
-    b = fetch_rows(Building.objects.filter(project=project).order_by().values_list(
-        "ground_x", "ground_y", "lon", "lat", "confidence", "n_support", "first_destroyed", "last_intact"))
-    bx, by, blon, blat, bconf, bsupport, first, last = zip(*b) if b else ((),) * 8
-    return MapState(project.pk, grid.pk, spec, f"{watermark[0]}-{uuid.uuid4().hex[:12]}", watermark, time.time(),
-                    labels,
-                    present, retired, votes, label, confidence, agreement,
-                    np.array(bx, float), np.array(by, float), np.array(blon, float), np.array(blat, float),
-                    np.array(bconf, float), np.array(bsupport, np.int64), days(first), days(last))
+        reviewed[where[0][decided], where[1][decided]] = True
+    return {"labels": labels, "present": present, "retired": retired, "votes": votes, "label": label,
+            "confidence": confidence, "agreement": agreement, "reviewed": reviewed}
+
+
+def building_columns(rows: list[tuple], reviews: ReviewIndex) -> dict[str, Any]:
+    """The building fields of a state from the crowd's buildings' rows (id, ground x, y, lon, lat, confidence,
+    support, first destroyed, last intact) and the reviews: a rejected building left out, a moved or confirmed
+    one as its reviews leave it, then the added buildings (confidence 1, no support, no dates)."""
+    found: list[tuple | None] = list(rows)
+    reviewed = [False] * len(found)
+    for i, r in enumerate(rows if reviews.buildings else ()):
+        review = reviews.buildings.get(r[0])
+        if review is not None:
+            state = building_state(Building(pk=r[0], ground_x=r[1], ground_y=r[2], lon=r[3], lat=r[4],
+                                            confidence=r[5]), review)
+            found[i] = None if state is None else (
+                r[0], state["ground_x"], state["ground_y"], state["lon"], state["lat"], state["confidence"], *r[6:])
+            reviewed[i] = state is not None
+    kept = [(r, seen) for r, seen in zip(found, reviewed) if r is not None]
+    for added in reviews.added:
+        state = added_state(added)
+        assert state is not None  # the index's ``added`` leaves out the rejected ones
+        kept.append(((None, state["ground_x"], state["ground_y"], state["lon"], state["lat"], 1.0, 0, None, None),
+                     True))
+    _, bx, by, blon, blat, bconf, bsupport, first, last = zip(*(r for r, _ in kept)) if kept else ((),) * 9
+    return {"b_x": np.array(bx, float), "b_y": np.array(by, float), "b_lon": np.array(blon, float),
+            "b_lat": np.array(blat, float), "b_confidence": np.array(bconf, float),
+            "b_support": np.array(bsupport, np.int64), "b_first_destroyed": days(first), "b_last_intact": days(last),
+            "b_reviewed": np.array([seen for _, seen in kept], bool)}
 
 
 def days(values: tuple) -> np.ndarray:
@@ -190,91 +253,138 @@ def days(values: tuple) -> np.ndarray:
 _memory: dict[int, MapState] = {}  # this process's copies, by project
 
 
+class Published(NamedTuple):
+    """The published version record: what every request reads (one cache read) to know whether its copy is
+    current, and what the worker's check compares the watermark with."""
+
+    version: str
+    run_id: int
+    checked_at: float  # when the state's watermark was last found current
+    watermark: Watermark
+    built_at: float
+    grid_id: int
+
+
 def version_key(project_id: int) -> str:
-    return f"map:state-version:{project_id}"
+    return f"{KEYS}:version:{project_id}"
 
 
 def state_key(project_id: int) -> str:
-    return f"map:state:{project_id}"
+    return f"{KEYS}:state:{project_id}"
+
+
+def lock_key(project_id: int) -> str:
+    return f"{KEYS}:lock:{project_id}"
+
+
+def again_key(project_id: int) -> str:
+    return f"{KEYS}:again:{project_id}"
 
 
 def publish(state: MapState) -> MapState:
     """Share the state with every process, unless a later consensus run's state is already there."""
     known = cache.get(version_key(state.project_id))
-    if known is not None and known[1] > state.run_id:
+    if known is not None and known.run_id > state.run_id:
         return state  # built from rows older than the published run's: keep that one
     cache.set(state_key(state.project_id), state, timeout=STATE_TIMEOUT)
-    mark_checked(state)
+    cache.set(version_key(state.project_id), Published(state.version, state.run_id, time.time(), state.watermark,
+                                                       state.built_at, state.grid_id), timeout=STATE_TIMEOUT)
     _memory[state.project_id] = state
     return state
 
 
-def mark_checked(state: MapState) -> None:
-    """The published version record: (version, run id, when its watermark was last found current)."""
-    cache.set(version_key(state.project_id), (state.version, state.run_id, time.time()), timeout=STATE_TIMEOUT)
+def mark_checked(project_id: int, found: Published) -> None:
+    """Record that the published state's watermark was found current now, unless another state was published
+    since ``found`` was read (a consensus run's: its record must not go back to the older version)."""
+    if cache.get(version_key(project_id)) == found:
+        cache.set(version_key(project_id), found._replace(checked_at=time.time()), timeout=STATE_TIMEOUT)
 
 
 def current_map_state(*, project: Project, grid: Grid) -> MapState:
-    """The project's latest published state (built now when there is none); an old one is served and rebuilt
-    in the background by the one request that takes the lock."""
+    """The project's latest published state (built here only when there is none at all); an old one is served,
+    and the one request that takes the lock asks the worker to check it (request_refresh)."""
     published = cache.get(version_key(project.pk))
     state = _memory.get(project.pk)
-    if published is None or state is None or state.version != published[0] or state.grid_id != grid.pk:
+    if published is None or state is None or state.version != published.version or state.grid_id != grid.pk:
         shared = cache.get(state_key(project.pk)) if published is not None else None
         if shared is None or shared.grid_id != grid.pk:
-            shared = publish(build_map_state(project=project, grid=grid))
+            shared = publish(build_map_state(project=project, grid=grid))  # the cold start: nothing to serve
         _memory[project.pk] = state = shared
-    checked = published[2] if published is not None and published[0] == state.version else state.built_at
-    if time.time() - checked > STATE_SECONDS and cache.add(lock_key(project.pk), 1, timeout=LOCK_SECONDS):
-        refresh_later(lambda: rebuild(project.pk, unless_current=state))
+    checked = published.checked_at if published is not None and published.version == state.version \
+        else state.built_at
+    if time.time() - checked > STATE_SECONDS:
+        request_refresh(project_id=project.pk)
     return state
 
 
-def lock_key(project_id: int) -> str:
-    return f"map:state-lock:{project_id}"
+def request_refresh(*, project_id: int, changed: bool = False) -> bool:
+    """Enqueue a check of the project's published state (workers.maps.rebuild_map_state), unless one is queued
+    or running; True when this call enqueued it.
 
+    The lock is taken here and freed when the task ends, or at once when the message cannot be sent (the
+    broker is down), so that a later request retries. ``changed`` says rows changed that the state shows (a
+    review was recorded or undone): a check under way may have read them before, so another follows it.
+    Never raises: the map answers from the state it has.
+    """
+    from workers.maps import rebuild_map_state_task  # the task calls back into this module
 
-def rebuild(project_id: int, *, unless_current: MapState | None = None) -> MapState | None:
-    """Build and publish the project's state now, or only mark ``unless_current`` checked when its watermark
-    still holds and it is under STATE_MAX_SECONDS old; frees the refresh lock."""
     try:
-        project = Project.objects.filter(pk=project_id).first()
-        grid = Grid.objects.filter(project_id=project_id).first()
-        if project is None or grid is None:
-            return None
-        current = unless_current
-        if (current is not None and current.grid_id == grid.pk and current.age_s < STATE_MAX_SECONDS
-                and read_watermark(project_id, grid.pk) == current.watermark):
-            mark_checked(current)
-            return current
-        return publish(build_map_state(project=project, grid=grid))
+        if not cache.add(lock_key(project_id), 1, timeout=LOCK_SECONDS):
+            if changed:
+                cache.set(again_key(project_id), 1, timeout=LOCK_SECONDS)
+            return False
+        try:
+            # Not on commit: a map request writes nothing the task reads, and a review calls this on its commit.
+            rebuild_map_state_task.delay(project_id)
+        except Exception:
+            cache.delete(lock_key(project_id))
+            raise
+    except Exception:  # a review's commit, or the map's answer, must not fail for this
+        log.exception("the check of the map state of project %s was not enqueued", project_id)
+        return False
+    return True
+
+
+def refresh_map_state(*, project_id: int) -> MapState | None:
+    """The worker's side of request_refresh: the project's state rebuilt and published when its watermark
+    moved or it is STATE_MAX_SECONDS old, else only marked checked; returns the new state, or None when none
+    was built. Frees the lock whatever happens, then enqueues another check when a change came in meanwhile."""
+    cache.delete(again_key(project_id))  # a change from now on is either read below or asks for another check
+    try:
+        return rebuild(project_id, check=True)
     finally:
         cache.delete(lock_key(project_id))
+        if cache.get(again_key(project_id)):
+            request_refresh(project_id=project_id)
+
+
+def rebuild(project_id: int, *, check: bool = False) -> MapState | None:
+    """Build and publish the project's state; with ``check``, only when the published state's watermark moved
+    or it is STATE_MAX_SECONDS old (else it is marked checked). Returns the state built, or None when none was
+    (the published one is current, or the project or its grid is gone)."""
+    project = Project.objects.filter(pk=project_id).first()
+    grid = Grid.objects.filter(project_id=project_id).first()
+    if project is None or grid is None:
+        log.info("no map state for project %s: the project or its grid is gone", project_id)
+        return None
+    found = cache.get(version_key(project_id)) if check else None
+    if (found is not None and found.grid_id == grid.pk and time.time() - found.built_at < STATE_MAX_SECONDS
+            and read_watermark(project_id, grid.pk) == found.watermark):
+        mark_checked(project_id, found)
+        return None
+    return publish(build_map_state(project=project, grid=grid))
 
 
 def ensure_map_state_after_run(*, project: Project) -> None:
     """Publish the project's map state after a consensus run, so the map shows the run at once.
 
-    Never raises: the run is done whatever happens here, and the map builds a state itself when it finds
-    none (or an old one).
+    Never raises: the run is done whatever happens here, and the map asks for a state itself when it finds
+    an old one (and builds one when it finds none).
     """
     try:
         rebuild(project.pk)
     except Exception:
         log.exception("the map state of project %s was not rebuilt after its consensus run", project.pk)
-
-
-def refresh_later(work: Callable[[], object]) -> None:
-    """Run work in a thread of its own, with its own database connection (closed after)."""
-    def run() -> None:
-        try:
-            work()
-        except Exception:
-            log.exception("refreshing the map state failed")
-        finally:
-            connection.close()
-
-    threading.Thread(target=run, name="map-state-refresh", daemon=True).start()
 
 
 # --- Tiles grouped into cells ----------------------------------------------------------------------------------------
@@ -302,10 +412,11 @@ def tile_level(state: MapState, selection: TileFilter, keys: tuple[str, ...], re
 
 
 def tile_sums(state: MapState, selection: TileFilter, keys: tuple[str, ...], redundancy: int) -> np.ndarray:
-    """The level of single tiles: what each grid cell adds to its group, under the selection."""
+    """The level of single tiles: what each grid cell adds to its group, under the selection (which applies to
+    the reviewed state, as at street zoom)."""
     judged_all = state.label >= 0
     conf, agree = state.confidence, state.agreement
-    # NaN compares false, as NULL does in SQL: a tile without a consensus is never contested or in range.
+    # NaN compares false, as NULL does in SQL: a tile without a label is never contested or in range.
     contested = judged_all & ((agree < CONTESTED_AGREEMENT) | (conf < CONTESTED_CONFIDENCE))
     counted = state.present.copy()
     if selection.answers:
@@ -317,21 +428,25 @@ def tile_sums(state: MapState, selection: TileFilter, keys: tuple[str, ...], red
         counted &= conf <= selection.max_confidence
     if selection.contested:
         counted &= contested
+    if selection.reviewed is not None:
+        counted &= state.reviewed == selection.reviewed
     judged = counted & judged_all
     done = np.where(state.retired, redundancy, np.minimum(state.votes, redundancy))
     codes = [state.labels.index(key) if key in state.labels else -2 for key in keys]
     rows = [counted, judged, np.where(counted, state.votes, 0), np.where(counted, done, 0),
             np.where(judged & ~np.isnan(conf), conf, 0), judged & ~np.isnan(conf),
             np.where(judged & ~np.isnan(agree), agree, 0), judged & ~np.isnan(agree), counted & contested,
-            *(counted & (state.label == code) for code in codes)]
+            counted & state.reviewed, *(counted & (state.label == code) for code in codes)]
     return np.stack([r.astype(np.float64) for r in rows])
 
 
 # --- Buildings grouped into cells -------------------------------------------------------------------------------------
 
 def building_mask(state: MapState, selection: BuildingFilter) -> np.ndarray:
-    """The buildings the selection keeps (an empty date excludes, as NULL does in SQL)."""
+    """The buildings the selection keeps, in their reviewed state (an empty date excludes, as NULL does in SQL)."""
     keep = state.b_confidence >= selection.min_confidence
+    if selection.reviewed is not None:
+        keep &= state.b_reviewed == selection.reviewed
     if selection.max_confidence is not None:
         keep &= state.b_confidence <= selection.max_confidence
     if selection.date_from:
@@ -350,7 +465,7 @@ def buildings_in(state: MapState, selection: BuildingFilter, bbox: tuple[float, 
 
 
 def building_level(state: MapState, selection: BuildingFilter, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """Per k x k tile cell: (sums of the rows above, shape (5, R, C); highest confidence, shape (R, C))."""
+    """Per k x k tile cell: (sums of the rows above, shape (6, R, C); highest confidence, shape (R, C))."""
     def base() -> list[Any]:
         return [building_sums(state, selection)]
 
@@ -376,7 +491,7 @@ def building_sums(state: MapState, selection: BuildingFilter) -> tuple[np.ndarra
     size = spec.rows * spec.cols
     sums = np.stack([np.bincount(cell, weights=w, minlength=size) for w in (
         np.ones(len(cell)), state.b_lon[keep], state.b_lat[keep], state.b_confidence[keep],
-        state.b_support[keep].astype(float))]).reshape(5, spec.rows, spec.cols)
+        state.b_support[keep].astype(float), state.b_reviewed[keep].astype(float))]).reshape(6, spec.rows, spec.cols)
     top = np.full(size, -np.inf)
     np.maximum.at(top, cell, state.b_confidence[keep])
     return sums, top.reshape(spec.rows, spec.cols)

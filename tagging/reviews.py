@@ -329,6 +329,7 @@ def create_review(*, project: Project, reviewer: AbstractBaseUser, action: str, 
             before=before, reviewer=reviewer)
         review.after = added_review_state(review) if action == A.ADD else state()
         review.save(update_fields=["after"])
+        transaction.on_commit(lambda: _refresh_map(project.pk))
     return review
 
 
@@ -338,8 +339,16 @@ def undo_review(*, review: Review, user: AbstractBaseUser) -> Review:
         undone_at=timezone.now(), undone_by=user)
     if not changed:
         raise Conflict(f"Review {review.pk} was already undone.")
+    transaction.on_commit(lambda: _refresh_map(review.project_id))
     review.refresh_from_db()
     return review
+
+
+def _refresh_map(project_id: int) -> None:
+    """Ask the worker for a map state with the project's latest reviews (the grouped cells show them)."""
+    from tagging.map_state import request_refresh  # map_state reads the reviews: imported here, not at the top
+
+    request_refresh(project_id=project_id, changed=True)
 
 
 # --- the queue -----------------------------------------------------------------------------------------------------

@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 import json
 from datetime import date
+from types import SimpleNamespace
 
 import pytest
 from django.db import connection
@@ -19,6 +20,7 @@ from tagging.models import Building, Classification, Membership, Project, Review
 from tagging.reviews import create_review
 from tests.clients import client_for, member
 from tests.consensus.crowd_db import CRS, CrowdProject, crowd_project
+from workers import maps
 
 pytestmark = pytest.mark.django_db
 
@@ -296,31 +298,32 @@ def test_big_answers_are_gzipped_for_clients_that_accept_it(made, coordinator) -
     assert len(packed.content) * 4 < len(plain.content)
 
 
-def test_an_unchecked_state_is_served_at_once_and_rebuilt_in_the_background_only_after_a_vote(
+def test_an_unchecked_state_is_served_at_once_and_rebuilt_by_the_worker_only_after_a_vote(
         made, coordinator, monkeypatch) -> None:
     monkeypatch.setattr(map_layers, "MAX_TILES", 10)
     monkeypatch.setattr(map_layers, "MAX_CELLS", 20)
     monkeypatch.setattr(map_state, "STATE_SECONDS", -1.0)  # every state is due for a check at once
-    scheduled = []
-    monkeypatch.setattr(map_state, "refresh_later", scheduled.append)
+    task = maps.rebuild_map_state_task
+    queued: list[int] = []
+    monkeypatch.setattr(maps, "rebuild_map_state_task", SimpleNamespace(delay=queued.append))  # the broker
     first = get(coordinator, TILES)
-    assert len(scheduled) == 1
+    assert queued == [made.project.pk]
     Tile.objects.filter(grid__project=made.project).update(vote_count=99)  # rows change, no new vote
     with CaptureQueriesContext(connection) as queries:
         second = get(coordinator, TILES)
     assert second["features"] == first["features"], "the published state answers"
     assert not [q for q in queries.captured_queries if "imagery_tile" in q["sql"]]
-    assert len(scheduled) == 1, "one check at a time (the lock): the first request took it"
+    assert len(queued) == 1, "one check at a time (the lock): the first request took it"
     with CaptureQueriesContext(connection) as queries:
-        scheduled[0]()  # the check: the watermark has not moved, so nothing is read again
+        assert task(queued[0]) == 0  # the worker's check: the watermark has not moved, so nothing is read again
     assert not [q for q in queries.captured_queries if '"imagery_tile"."vote_count"' in q["sql"]]
     assert get(coordinator, TILES)["features"] == first["features"]
-    assert len(scheduled) == 2, "the lock is free again"
+    assert len(queued) == 2, "the lock is free again"
     vote = Classification.objects.filter(project=made.project).order_by("-id").first()
     vote.delete()
     vote.pk = None
     vote.save()  # a new vote: the watermark moves
-    scheduled[1]()
+    assert task(queued[1]) == 1
     third = get(coordinator, TILES)
     assert all(f["properties"]["votes"] == 99 * f["properties"]["tiles"] for f in third["features"])
 

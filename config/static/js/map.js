@@ -7,8 +7,8 @@
 //       &reviewed
 //   GET /api/v1/projects/<slug>/map/buildings.geojson?bbox&zoom&min_confidence&date_from&date_to&reviewed
 // Tiles and building points come with the coordinators' reviews applied (their pop-ups say who decided what,
-// with a link to the review page: the collection's "review_url", with {id} a tile id); grouped cells are the
-// crowd's alone.
+// with a link to the review page: the collection's "review_url", with {id} a tile id); so do grouped cells and
+// clusters ("reviews_applied": true; each says how many of its tiles or buildings are "reviewed").
 // Overlays are reloaded for the view after every move (a stale request is aborted). When a view holds too
 // many tiles or buildings the server groups them into cells ("aggregated": true), drawn the same way.
 //
