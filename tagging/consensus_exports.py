@@ -8,10 +8,13 @@ it comes from, with method, parameters and counts, so a finding can be re-derive
 Coordinators' reviews (tagging/reviews.py) are applied by default: a relabelled tile carries the
 reviewer's label with confidence 1, a rejected building is left out, a moved one is at its new
 place, an added one is exported with confidence 1 and no votes. With reviews=False the export is
-the crowd's alone. Every row says whether a review decided it (reviewed, review_action,
-review_id) and names every review of its tile or building (review_ids, undone ones too; for an added
-building its add review and every later review of it) and the classifications behind it (chain of
-custody).
+the crowd's alone. Every row says whether a review decided it (reviewed, review_action: what the live
+reviews decided, review_id: the latest of them) and names every review of its tile or building
+(review_ids, undone ones too; for an added building its add review and every later review of it) and
+the classifications behind it (chain of custody). A building row says where it comes from: source
+"crowd" (building_id) or "review", a building a coordinator added, named by its add review (added;
+"review-<added>" as a feature's id). An added building moved later says review_action "move", like a
+moved crowd building; "add" only while no live review came after the add.
 
 A CSV file holds rows only (spreadsheets and csv.DictReader choke on comment lines); its
 provenance is the same JSON as a GeoJSON collection's "properties", served beside it
@@ -41,8 +44,8 @@ REVIEW_COLUMNS = ["reviewed", "review_action", "review_id", "review_ids"]
 TILE_REVIEW_TAIL = REVIEW_COLUMNS + ["crowd_label", "crowd_confidence", "classification_ids"]
 BUILDING_COLUMNS = ["building_id", "lon", "lat", "ground_x", "ground_y", "confidence", "uncertainty_m",
                     "votes_for", "votes_against", "last_intact", "first_destroyed", "window_confidence", "is_gold",
-                    "classification_ids", "opposing_classification_ids", "votes_url", "source", *REVIEW_COLUMNS,
-                    "crowd_confidence"]
+                    "classification_ids", "opposing_classification_ids", "votes_url", "source", "added",
+                    *REVIEW_COLUMNS, "crowd_confidence"]
 EXPORTS = ("tiles.geojson", "tiles.csv", "buildings.geojson", "buildings.csv")
 ID_LISTS = ("classification_ids", "opposing_classification_ids", "review_ids")  # space-separated in CSV
 
@@ -247,26 +250,28 @@ def building_records(*, project: Project, base_url: str = "", min_confidence: fl
             "first_destroyed": b.first_destroyed.isoformat() if b.first_destroyed else None,
             "window_confidence": b.window_confidence, "is_gold": b.is_gold,
             "classification_ids": b.classification_ids, "opposing_classification_ids": b.opposing_classification_ids,
-            "votes_url": f"{base_url}/api/v1/buildings/{b.pk}/classifications/", "source": "crowd",
+            "votes_url": f"{base_url}/api/v1/buildings/{b.pk}/classifications/", "source": "crowd", "added": None,
             "reviewed": state["reviewed"], "review_action": state["review_action"], "review_id": state["review_id"],
             "review_ids": index.history_buildings.get(b.pk, []), "crowd_confidence": b.confidence}
     for added in index.added:
         state = added_state(added)
         assert state is not None
-        # review_id names the building ("review-<id>", its add review); review_ids every review of it, the add
-        # review first and undone ones too, like a crowd building's.
+        # As for a crowd building, review_action is what its live reviews decided ("add" while none came after
+        # the add) and review_id the latest of them; added names the building (its add review, "review-<id>");
+        # review_ids every review of it, the add review first and undone ones too.
         yield {
             "building_id": None, "lon": state["lon"], "lat": state["lat"], "ground_x": state["ground_x"],
             "ground_y": state["ground_y"], "confidence": 1.0, "uncertainty_m": 0.0, "votes_for": 0,
             "votes_against": 0, "last_intact": None, "first_destroyed": None, "window_confidence": None,
             "is_gold": False, "classification_ids": [], "opposing_classification_ids": [], "votes_url": None,
-            "source": "review", "reviewed": True, "review_action": "add", "review_id": added.pk,
-            "review_ids": index.history_added[added.pk], "crowd_confidence": None}
+            "source": "review", "added": state["added"], "reviewed": True, "review_action": state["latest_action"],
+            "review_id": state["latest_review_id"], "review_ids": index.history_added[added.pk],
+            "crowd_confidence": None}
 
 
 def feature_id(p: dict[str, Any]) -> str | int:
-    """A building's id; an added building (no crowd row) is "review-<id>"."""
-    return p["building_id"] if p["building_id"] is not None else f"review-{p['review_id']}"
+    """A building's id; an added building (no crowd row) is "review-<id of its add review>"."""
+    return p["building_id"] if p["building_id"] is not None else f"review-{p['added']}"
 
 
 def buildings_geojson(*, project: Project, base_url: str = "", min_confidence: float = 0.5,

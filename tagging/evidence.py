@@ -359,13 +359,17 @@ Coordinators' reviews (`reviews.json`, with the state before and after each, und
 the crowd: a relabelled tile takes the reviewer's label with confidence 1, a rejected building is left out, a
 moved or confirmed building has confidence 1, an added building has confidence 1 and no votes. The exports
 under `consensus/reviewed/` apply them; those under `consensus/crowd/` are the crowd's consensus alone.
-Buildings are exported from confidence {method['min_confidence']}.
+Buildings are exported from confidence {method['min_confidence']}. Each row says what its live reviews decided
+(`review_action`: `relabel`, `move`, `confirm`, or `add` for an added building nothing came after) and the
+latest of them (`review_id`); `source` says whether a building is the crowd's or a coordinator's (`review`),
+so an added building moved later is `source` `review` with `review_action` `move`.
 
 ## Replaying the reviews
 
 `reviews.json` (and the same rows in `reviews.csv`) lists every review in the order they count: by
 `created_at`, then `id`. `target` says what each decides: `tile-<id>`, `building-<id>`, or `review-<id>` for
-a building a coordinator added; that building is its `add` review (the `review-<id>` of the exports), and the
+a building a coordinator added; that building is its `add` review (the `review-<id>` id of the GeoJSON and KML
+exports, and the `added` column of every building export, empty for the crowd's buildings), and the
 later reviews of it name it in `added`. To replay, take each target's reviews in order and drop the undone ones
 (`undone_at` set). A tile or crowd building then starts from the crowd's consensus and each review changes the
 state the ones before left: `relabel` sets the label, `move` the place (`ground_x`, `ground_y` in the grid's

@@ -37,7 +37,7 @@ from tagging.models import Project
 GIS_EXPORTS = ("tiles.gpkg", "buildings.gpkg", "tiles.kml", "buildings.kml")
 KML_NS = "http://www.opengis.net/kml/2.2"
 INTEGER = {"tile_id", "tile_col", "tile_row", "n_votes", "n_decisive", "building_id", "votes_for", "votes_against",
-           "review_id"}
+           "review_id", "added"}
 REAL = {"confidence", "agreement", "crowd_confidence", "ground_x", "ground_y", "uncertainty_m", "window_confidence",
         "lon", "lat", "west", "south", "east", "north"}
 BOOLEAN = {"reviewed", "is_gold"}

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import struct
 import xml.etree.ElementTree as ET
+import zipfile
 from pathlib import Path
 
 import pyogrio
@@ -15,6 +18,7 @@ from rest_framework.test import APIClient
 
 from tagging.consensus.simulate import CrowdSpec
 from tagging.consensus_store import recompute_project
+from tagging.evidence import write_evidence_file
 from tagging.models import Building, Membership, TileConsensus
 from tests.consensus.crowd_db import CrowdProject, crowd_project
 
@@ -140,17 +144,81 @@ def test_an_added_building_shows_its_latest_place_and_every_review_in_geopackage
     chain = f"{add['id']} {move['id']} {again['id']}"
 
     _, gpkg = read_gpkg(download(api, f"{BASE}/consensus/buildings.gpkg", tmp_path))
-    row = gpkg["review_id"].index(add["id"])
+    row = gpkg["added"].index(add["id"])
     assert gpkg["ground_x"][row] == pytest.approx(x + 7) and gpkg["ground_y"][row] == pytest.approx(y - 3)
     assert gpkg["review_ids"][row] == chain and gpkg["source"][row] == "review" and gpkg["confidence"][row] == 1.0
     assert gpkg["geometry"][row] == pyogrio_point(move["lon"], move["lat"])
     _, kml = kml_placemarks(b"".join(api.get(f"{BASE}/consensus/buildings.kml").streaming_content))
-    placemark = next(r for r in kml if r["review_id"] == str(add["id"]))
+    placemark = next(r for r in kml if r["added"] == str(add["id"]))
     assert placemark["review_ids"] == chain and float(placemark["ground_x"]) == pytest.approx(x + 7)
     lon, lat = map(float, placemark["coordinates"].split(","))
     assert (lon, lat) == (pytest.approx(move["lon"]), pytest.approx(move["lat"]))
     _, crowd = read_gpkg(download(api, f"{BASE}/consensus/buildings.gpkg?reviews=0", tmp_path))
-    assert add["id"] not in crowd["review_id"]
+    assert add["id"] not in crowd["added"]
+
+
+REVIEW_FIELDS = ("source", "added", "review_action", "review_id", "review_ids")
+
+
+def review_fields(name: str, data: bytes, tmp_path: Path) -> dict[str, tuple[str, ...]]:
+    """Per building (its feature id), its REVIEW_FIELDS as text, read back from the export file `name`."""
+    def text(value) -> str:
+        if isinstance(value, float):  # a GeoPackage's integer column with empty values reads back as floats
+            return "" if value != value else str(int(value))
+        if value is None:
+            return ""
+        return " ".join(map(str, value)) if isinstance(value, list) else str(value)
+
+    if name.endswith(".geojson"):
+        rows = [f["properties"] for f in json.loads(data)["features"]]
+    elif name.endswith(".csv"):
+        rows = list(csv.DictReader(io.StringIO(data.decode())))
+    elif name.endswith(".kml"):
+        rows = kml_placemarks(data)[1]
+    else:
+        path = tmp_path / f"read-{name}"
+        path.write_bytes(data)
+        _, columns = read_gpkg(path)
+        rows = [{field: columns[field][i] for field in REVIEW_FIELDS + ("building_id",)}
+                for i in range(len(columns["source"]))]
+    by_id = {}
+    for row in rows:
+        name_of = text(row["building_id"]) if row["source"] == "crowd" else f"review-{text(row['added'])}"
+        by_id[name_of] = tuple(text(row[field]) for field in REVIEW_FIELDS)
+    return by_id
+
+
+def test_every_export_says_an_added_building_moved_later_was_moved_and_keeps_its_origin(made, api,
+                                                                                        tmp_path) -> None:
+    """The review columns come from one place: GeoJSON, CSV, GeoPackage, KML and the evidence bundle agree, and
+    an added building moved later reads like a moved crowd building, with its origin (source, added) kept."""
+    grid = made.project.grid
+    x, y = grid.origin_x + 120, grid.origin_y - 120
+
+    def post(**payload) -> dict:
+        response = api.post(f"{BASE}/reviews/", payload, format="json")
+        assert response.status_code == 201, response.json()
+        return response.json()
+
+    crowd = Building.objects.filter(project=made.project, confidence__gte=0.5).order_by("id").first()
+    crowd_move = post(building=crowd.pk, action="move", ground_x=crowd.ground_x + 3, ground_y=crowd.ground_y)
+    add = post(action="add", ground_x=x, ground_y=y)
+    move = post(added=add["id"], action="move", ground_x=x + 7, ground_y=y - 3)
+    still = post(action="add", ground_x=x + 60, ground_y=y - 60)
+    expected = {
+        str(crowd.pk): ("crowd", "", "move", str(crowd_move["id"]), str(crowd_move["id"])),
+        f"review-{add['id']}": ("review", str(add["id"]), "move", str(move["id"]), f"{add['id']} {move['id']}"),
+        f"review-{still['id']}": ("review", str(still["id"]), "add", str(still["id"]), str(still["id"])),
+    }
+
+    files = {name: b"".join(api.get(f"{BASE}/consensus/{name}").streaming_content)
+             for name in ("buildings.geojson", "buildings.csv", "buildings.gpkg", "buildings.kml")}
+    write_evidence_file(project=made.project, path=tmp_path / "evidence.zip")
+    with zipfile.ZipFile(tmp_path / "evidence.zip") as bundle:
+        files |= {f"evidence-{name}": bundle.read(f"consensus/reviewed/{name}") for name in list(files)}
+    for name, data in files.items():
+        found = review_fields(name, data, tmp_path)
+        assert {key: found.get(key) for key in expected} == expected, name
 
 
 def pyogrio_point(lon: float, lat: float) -> bytes:

@@ -181,13 +181,13 @@ def test_a_building_a_coordinator_added_is_moved_and_rejected_later_and_undo_goe
     assert moved["geometry"]["coordinates"] == [pytest.approx(move["lon"]), pytest.approx(move["lat"])]
     assert move["added"] == add["id"] and move["building"] is None and move["tile"] is None
     assert move["before"]["ground_x"] == pytest.approx(x) and move["after"]["ground_x"] == pytest.approx(x + 6)
-    row = next(r for r in csv_rows(api, "buildings") if r["review_id"] == str(add["id"]))
+    row = next(r for r in csv_rows(api, "buildings") if r["added"] == str(add["id"]))
     assert float(row["ground_x"]) == pytest.approx(x + 6)
 
     reject = review(api, added=add["id"], action="reject", note="a shadow after all")
     assert reject["before"]["ground_x"] == pytest.approx(x + 6) and reject["after"]["rejected"] is True
     assert added_feature(api, add["id"]) is None
-    assert not any(r["review_id"] == str(add["id"]) for r in csv_rows(api, "buildings"))
+    assert not any(r["added"] == str(add["id"]) for r in csv_rows(api, "buildings"))
 
     assert api.post(f"/api/v1/reviews/{reject['id']}/undo/").status_code == 200
     assert added_feature(api, add["id"])["properties"]["ground_x"] == pytest.approx(x + 6)  # back where moved
@@ -216,9 +216,11 @@ def test_every_export_row_of_an_added_building_names_every_review_behind_it(made
     chain = [add["id"], first["id"], second["id"], confirm["id"]]
     feature = added_feature(api, add["id"])
     assert feature["properties"]["review_ids"] == chain
-    assert feature["properties"]["review_id"] == add["id"]  # still its name: "review-<add id>"
+    assert feature["properties"]["added"] == add["id"]  # still its name: "review-<add id>"
+    # What its live reviews decided (moved, then confirmed: "move", as for a crowd building) and the latest of them.
+    assert feature["properties"]["review_action"] == "move" and feature["properties"]["review_id"] == confirm["id"]
     assert feature["properties"]["ground_x"] == pytest.approx(x + 4)  # the undone move no longer counts
-    row = next(r for r in csv_rows(api, "buildings") if r["review_id"] == str(add["id"]))
+    row = next(r for r in csv_rows(api, "buildings") if r["added"] == str(add["id"]))
     assert row["review_ids"] == " ".join(map(str, chain)) and float(row["ground_x"]) == pytest.approx(x + 4)
     assert added_feature(api, other["id"])["properties"]["review_ids"] == [other["id"]]
     crowd_only = {f["id"] for f in geojson(api, "buildings", "?reviews=0")["features"]}
