@@ -64,9 +64,12 @@ def check_slug(slug: str) -> str:
         raise InvalidInput(f"'{slug}' is not a valid slug: use lowercase letters, digits and hyphens.",
                            fields={"slug": ["invalid"]})
     if slug in RESERVED_SLUGS:
-        raise InvalidInput(f"'{slug}' is reserved: /projects/{slug}/ is a page of the site. Choose another slug.",
-                           fields={"slug": ["reserved"]})
+        raise InvalidInput(reserved_slug_message(slug), fields={"slug": ["reserved"]})
     return slug
+
+
+def reserved_slug_message(slug: str) -> str:
+    return f"'{slug}' is reserved: /projects/{slug}/ is a page of the site. Choose another slug."
 
 
 def create_project(*, slug: str, name: str, user: AbstractBaseUser | None = None,
