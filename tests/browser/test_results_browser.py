@@ -94,6 +94,8 @@ def test_a_volunteer_sees_their_contribution_on_the_results_map(chromium, live_s
     wait_for_results(page)
 
     root = "#results"
+    assert page.get_attribute(root, "data-touch-pan") == "one-finger"  # a mouse drags the map as usual
+    assert page.evaluate("ProjectResults.map.dragging.enabled()")
     assert int(page.get_attribute(root, "data-mine-tiles")) == 2
     assert int(page.get_attribute(root, "data-tiles-drawn")) == Tile.objects.filter(
         grid__project=project, consensus__isnull=False).count()
@@ -177,5 +179,80 @@ def test_the_results_page_fits_a_phone(chromium, live_server, published, languag
     link = page.locator(".results-table a").first
     assert re.fullmatch(r"-?\d+\.\d{5}, -?\d+\.\d{5}", link.inner_text())
     assert re.search(r"mlat=-?\d+\.\d{6}&mlon=-?\d+\.\d{6}", link.get_attribute("href"))
+    context.close()
+    assert not errors, errors
+
+
+def touches(cdp, kind: str, points: list[tuple[float, float]]) -> None:
+    """Real touch input (the browser's own gestures: it scrolls where CSS touch-action lets it)."""
+    cdp.send("Input.dispatchTouchEvent", {"type": kind, "touchPoints": [
+        {"x": x, "y": y, "id": i, "radiusX": 4, "radiusY": 4, "force": 1} for i, (x, y) in enumerate(points)]})
+
+
+def swipe(page, cdp, fingers: list[tuple[float, float]], dx: float, dy: float, *, before_lifting=None) -> None:
+    touches(cdp, "touchStart", fingers)
+    for step in range(1, 13):
+        page.wait_for_timeout(16)
+        touches(cdp, "touchMove", [(x + dx * step / 12, y + dy * step / 12) for x, y in fingers])
+    if before_lifting:
+        before_lifting()
+    touches(cdp, "touchEnd", [])
+    page.wait_for_timeout(700)  # the scroll's fling, Leaflet's zoom animation
+
+
+def test_on_a_phone_one_finger_scrolls_the_page_and_two_fingers_move_the_map(chromium, live_server,  # noqa: F811
+                                                                             published) -> None:
+    """The map is part of a longer page on a phone (not full screen): a one-finger drag on it scrolls the page and
+    says how to move the map; two fingers move it."""
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    context = chromium.new_context(locale="en", viewport={"width": 390, "height": 780}, is_mobile=True,
+                                   has_touch=True, device_scale_factor=2)
+    page = context.new_page()
+    errors = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    sign_in(page, live_server.url, "helper-vol", PASSWORD)
+    page.goto(f"{live_server.url}/projects/demo/results/")
+    wait_for_results(page)
+    assert page.get_attribute("#results", "data-touch-pan") == "two-fingers"
+    assert not page.evaluate("ProjectResults.map.dragging.enabled()")
+    assert page.evaluate("ProjectResults.map.touchZoom.enabled()")
+    stage = page.locator(".results-stage").bounding_box()
+    assert stage["height"] < page.evaluate("window.innerHeight") * 0.8  # not full screen: the page goes on below
+    page.evaluate("window.scrollTo(0, document.querySelector('.results-stage').getBoundingClientRect().top"
+                  " + window.scrollY - 40)")
+    page.wait_for_timeout(200)
+    cdp = context.new_cdp_session(page)
+    centre = "(() => { const m = ProjectResults.map, c = m.getCenter(); return [c.lat, c.lng, m.getZoom()]; })()"
+    box = page.locator("#results-map").bounding_box()
+    x, y = box["x"] + box["width"] / 2, box["y"] + box["height"] * 0.75
+
+    # One finger, upwards: the page scrolls down, the map stays where it was, and the hint shows.
+    top, before = page.evaluate("window.scrollY"), page.evaluate(centre)
+    hint_seen = []
+    swipe(page, cdp, [(x, y)], 0, -220, before_lifting=lambda: (
+        hint_seen.append(page.get_attribute("#results", "data-touch-hint")),
+        page.screenshot(path=str(ARTIFACTS / "results-en-phone-4-one-finger.png"))))
+    assert page.evaluate("window.scrollY") > top + 100
+    assert page.evaluate(centre) == before
+    assert hint_seen == ["1"] and page.locator("#results-touch-hint").inner_text() == "Use two fingers to move the map"
+    page.wait_for_function("document.getElementById('results').dataset.touchHint === '0'", timeout=3000)
+
+    # Two fingers: the map moves with them, the page does not scroll.
+    page.evaluate("window.scrollTo(0, document.querySelector('.results-stage').getBoundingClientRect().top"
+                  " + window.scrollY - 40)")
+    page.wait_for_timeout(200)
+    box = page.locator("#results-map").bounding_box()
+    x, y = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
+    top, before = page.evaluate("window.scrollY"), page.evaluate(centre)
+    swipe(page, cdp, [(x - 50, y), (x + 50, y)], -80, -120)
+    after = page.evaluate(centre)
+    assert abs(page.evaluate("window.scrollY") - top) <= 1
+    assert after[2] == before[2] and after[:2] != before[:2]
+    moved = page.evaluate("""([lat, lng]) => { const m = ProjectResults.map;
+        const p = m.latLngToContainerPoint([lat, lng]), c = m.getSize().divideBy(2);
+        return [p.x - c.x, p.y - c.y]; }""", before[:2])
+    assert moved == [pytest.approx(-80, abs=6), pytest.approx(-120, abs=6)]  # the old centre went with the fingers
+    assert page.get_attribute("#results", "data-touch-hint") in (None, "0")
+    page.screenshot(path=str(ARTIFACTS / "results-en-phone-5-two-fingers.png"))
     context.close()
     assert not errors, errors

@@ -6,6 +6,10 @@
 //   GET /api/v1/projects/<slug>/results/tiles.geojson?bbox=w,s,e,n      tiles, "mine" on the volunteer's own
 //   GET /api/v1/projects/<slug>/results/buildings.geojson?bbox=w,s,e,n  buildings, "mine" on those they marked
 // The overlays are reloaded for the view after every move (a stale request is aborted).
+//
+// On a phone or tablet the map is part of a longer page: a one-finger drag scrolls the page (Leaflet's dragging is
+// off, so its CSS leaves the browser the one-finger pans), two fingers move and zoom the map (Leaflet's pinch follows
+// the fingers' midpoint), and a one-finger drag on the map says so.
 (() => {
   "use strict";
   const root = document.getElementById("results");
@@ -29,7 +33,9 @@
   // --- Map and imagery ----------------------------------------------------------------------------------------------
   const layers = config.layers;
   const maxZoom = Math.max(20, ...layers.map((l) => l.maxzoom + 1));
-  const map = L.map("results-map", {zoomSnap: 1, minZoom: 2, maxZoom, keyboardPanDelta: 120, attributionControl: false});
+  const touchFirst = L.Browser.mobile || window.matchMedia("(pointer: coarse)").matches;
+  const map = L.map("results-map", {zoomSnap: 1, minZoom: 2, maxZoom, keyboardPanDelta: 120, attributionControl: false,
+                                    dragging: !touchFirst});
   const renderer = L.canvas({padding: 0.25});
   const imagery = layers.map((l) => L.tileLayer(l.url, {
     bounds: L.latLngBounds([[l.bounds[1], l.bounds[0]], [l.bounds[3], l.bounds[2]]]),
@@ -42,6 +48,37 @@
       if (i !== shown && map.hasLayer(layer)) layer.remove();
     });
   }
+
+  // --- Touch: one finger scrolls the page, two move the map --------------------------------------------------------------
+  const HINT_MS = 1500;
+  const HINT_AFTER_PX = 10;  // a tap, or a finger that barely moves, is not a drag
+  function explainTwoFingers() {
+    const hint = $("results-touch-hint");
+    hint.textContent = gettext("Use two fingers to move the map");
+    let start = null;
+    let hideTimer = null;
+    const show = (on) => {
+      clearTimeout(hideTimer);
+      hint.classList.toggle("shown", on);
+      root.dataset.touchHint = on ? "1" : "0";
+    };
+    const container = map.getContainer();
+    container.addEventListener("touchstart", (event) => {
+      start = event.touches.length === 1 ? [event.touches[0].clientX, event.touches[0].clientY] : null;
+      if (event.touches.length > 1) show(false);
+    }, {passive: true});
+    container.addEventListener("touchmove", (event) => {
+      if (!start || event.touches.length !== 1) return;
+      const t = event.touches[0];
+      if (Math.hypot(t.clientX - start[0], t.clientY - start[1]) >= HINT_AFTER_PX) show(true);
+    }, {passive: true});
+    container.addEventListener("touchend", (event) => {
+      if (event.touches.length === 0 && hint.classList.contains("shown")) hideTimer = setTimeout(() => show(false), HINT_MS);
+      start = null;
+    }, {passive: true});
+  }
+  root.dataset.touchPan = touchFirst ? "two-fingers" : "one-finger";
+  if (touchFirst) explainTwoFingers();
 
   // --- Overlays --------------------------------------------------------------------------------------------------------
   const onlyMine = () => $("only-mine").checked;
