@@ -73,6 +73,7 @@ DEFAULTS: dict[str, float] = {
     "building_min_confidence": 0.02,  # candidates below this are not stored (their clicks stay in the votes)
 }
 RUN_STALE_SECONDS = 3600  # a run "running" longer than this died with its worker
+CATCH_UP_BATCH = 500  # tiles voted on during a run, re-scored after it in batches of this many
 TILE_UPDATE_FIELDS = ["label", "confidence", "agreement", "counts", "n_votes", "n_decisive", "method", "run_id",
                       "updated_at"]
 
@@ -320,7 +321,9 @@ def recompute_project(*, project_id: int) -> ConsensusRun | None:
             status=ConsensusRun.Status.FAILED, finished_at=timezone.now(), error=f"{type(exc).__name__}: {exc}"[:2000],
             last_classification_id=run.last_classification_id)
         raise
-    update_tiles(tile_ids=_tiles_voted_after(project, run.last_classification_id))
+    voted = _tiles_voted_after(project, run.last_classification_id)
+    for start in range(0, len(voted), CATCH_UP_BATCH):
+        update_tiles(tile_ids=voted[start:start + CATCH_UP_BATCH])
     return run
 
 

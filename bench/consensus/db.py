@@ -9,7 +9,9 @@ consensus run fits the label model (`recompute_project`), then
 `tagging.consensus_store.update_tile` re-scores random voted tiles one call at
 a time: the tile's row lock, its votes, the model (cached per process after
 the first call), the scoring and the write, each call its own transaction.
-That is all a worker does for one new vote. Next to it, in the same run on
+That is all a worker does for one new vote. Then the same tiles in batches
+of BATCH (`update_tiles`, as the worker takes pending tiles,
+tagging.tile_updates): the cost per tile. Next to them, in the same run on
 the same database: a primary-key SELECT of one tile through the ORM, the
 cheapest query a request makes. The last line is machine-readable.
 """
@@ -27,6 +29,7 @@ from typing import Any
 import numpy as np
 
 PG_DATABASE = "bench_consensus_db"
+BATCH = 50  # tiles per update_tiles call: about what half a second of votes marks pending at saturation
 
 
 def main() -> None:
@@ -69,7 +72,7 @@ def _run(args: argparse.Namespace) -> None:
 
     from imagery.models import Tile
     from tagging.consensus.simulate import CrowdSpec
-    from tagging.consensus_store import recompute_project, update_tile
+    from tagging.consensus_store import recompute_project, update_tile, update_tiles
     from tests.consensus.crowd_db import crowd_project
 
     call_command("migrate", verbosity=0, interactive=False)
@@ -89,12 +92,16 @@ def _run(args: argparse.Namespace) -> None:
     tiles = np.random.default_rng(args.seed).choice(voted, args.updates).tolist()
     update_tile(tile_id=tiles[0])  # loads the run's model into this process, as a worker's first update does
     update_ms = _timed_ms(tiles, lambda tile: update_tile(tile_id=tile))
+    batches = [tiles[start:start + BATCH] for start in range(0, len(tiles), BATCH)]
+    batch_ms = _timed_ms(batches, lambda batch: update_tiles(tile_ids=batch)).sum() / len(tiles)
     select_ms = _timed_ms(tiles, lambda tile: Tile.objects.filter(pk=tile).values_list("status").first())
     u50, u99, s50 = np.percentile(update_ms, 50), np.percentile(update_ms, 99), np.percentile(select_ms, 50)
     print(f"per-vote update (update_tile), {args.updates:,} calls: mean {update_ms.mean():.2f} ms, p50 {u50:.2f} ms, "
           f"p99 {u99:.2f} ms; one-row SELECT by primary key: p50 {s50:.3f} ms; update / SELECT {u50 / s50:.1f}x")
+    print(f"in batches of {BATCH} (update_tiles): {batch_ms:.3f} ms per tile, {update_ms.mean() / batch_ms:.1f}x less "
+          f"than one call per tile")
     print(f"vendor={connection.vendor} update_mean_ms={update_ms.mean():.3f} update_p50_ms={u50:.3f} "
-          f"update_p99_ms={u99:.3f} select_p50_ms={s50:.3f} ratio={u50 / s50:.1f}")
+          f"update_p99_ms={u99:.3f} batch_ms_per_tile={batch_ms:.3f} select_p50_ms={s50:.3f} ratio={u50 / s50:.1f}")
 
 
 def _server_version(connection: Any) -> str:
@@ -103,7 +110,7 @@ def _server_version(connection: Any) -> str:
         return str(cursor.fetchone()[0])
 
 
-def _timed_ms(tiles: list[int], call: Callable[[int], object]) -> np.ndarray:
+def _timed_ms(tiles: list[Any], call: Callable[[Any], object]) -> np.ndarray:
     took = np.empty(len(tiles))
     for i, tile in enumerate(tiles):
         started = time.perf_counter()
