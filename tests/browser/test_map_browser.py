@@ -215,6 +215,8 @@ def test_a_coordinator_reads_the_consensus_map(chromium, live_server, coordinate
     page.wait_for_selector(".leaflet-popup .map-popup.cell button.zoom-in")
     page.wait_for_timeout(400)
     shot("5-grouped-cells")
+    # Reviews reach grouped cells too: the cell says how many of its tiles a review decides.
+    assert page.evaluate("gettext('Reviewed tiles')") in page.inner_text(".leaflet-popup .map-popup.cell")
     page.click(".leaflet-popup .map-popup.cell button.zoom-in")
     page.wait_for_function("ConsensusMap.map.getZoom() > 13")
 

@@ -368,6 +368,7 @@
         [gettext("Mean confidence"), fmt(props.confidence)],
         [gettext("Mean agreement"), fmt(props.agreement)],
         [gettext("Contested tiles"), numbers.format(props.contested)],
+        [gettext("Reviewed tiles"), numbers.format(props.reviewed || 0)],
         [gettext("Progress"), percent.format(props.progress || 0)],
       ]);
       zoomButton(box, layer);
@@ -392,7 +393,8 @@
       reviewSection(box, "buildings", props);
     } else {
       box.append(el("h3", interpolate(ngettext("%(n)s building", "%(n)s buildings", props.buildings), {n: numbers.format(props.buildings)}, true)));
-      facts(box, [[gettext("Mean confidence"), fmt(props.confidence)], [gettext("Highest confidence"), fmt(props.max_confidence)]]);
+      facts(box, [[gettext("Mean confidence"), fmt(props.confidence)], [gettext("Highest confidence"), fmt(props.max_confidence)],
+                  [gettext("Reviewed buildings"), numbers.format(props.reviewed || 0)]]);
       zoomButton(box, layer);
     }
     for (const extend of hooks.popupExtensions) extend(box, kind, props, root.dataset.reviewUrl || "");
