@@ -114,7 +114,7 @@ def update_tile(*, tile_id: int) -> TileConsensus | None:
     return update_tiles(tile_ids=[tile_id]).get(tile_id)
 
 
-def update_tiles(*, tile_ids: Sequence[int]) -> dict[int, TileConsensus | None]:
+def update_tiles(*, tile_ids: Sequence[int], skip_locked: bool = False) -> dict[int, TileConsensus | None]:
     """Re-score tiles from their stored, counted votes; returns each tile's consensus row (None without votes).
 
     Uses the label model of each project's latest finished run (majority vote before the first run):
@@ -122,7 +122,7 @@ def update_tiles(*, tile_ids: Sequence[int]) -> dict[int, TileConsensus | None]:
     runs, their votes, one upsert) and microseconds of arithmetic per tile, under the tiles' row locks.
     When a project retires tiles early (retire_confidence) and the model's confidence reaches it with
     at least retire_min_votes decisive votes, an open tile retires. Idempotent. A vanished tile is skipped
-    (it is not in the result).
+    (it is not in the result), and so, with skip_locked (PostgreSQL), is a tile another transaction holds.
     """
     if not tile_ids:
         return {}
@@ -132,11 +132,12 @@ def update_tiles(*, tile_ids: Sequence[int]) -> dict[int, TileConsensus | None]:
         # deadlock (a vote locks one tile).
         latest_run = ConsensusRun.objects.filter(project=OuterRef("grid__project_id"),
                                                  status=ConsensusRun.Status.DONE).order_by("-id").values("id")[:1]
-        found = list(Tile.objects.select_for_update(of=("self",)).filter(pk__in=list(tile_ids)).order_by("pk")
+        found = list(Tile.objects.select_for_update(of=("self",), skip_locked=skip_locked)
+                     .filter(pk__in=list(tile_ids)).order_by("pk")
                      .values_list("pk", "status", "grid__project_id", "grid__project__answers",
                                   "grid__project__retire_confidence", "grid__project__consensus_settings",
                                   Subquery(latest_run)))
-        if len(found) < len(set(tile_ids)):
+        if not skip_locked and len(found) < len(set(tile_ids)):
             log.info("%d tiles vanished before their consensus update", len(set(tile_ids)) - len(found))
         return _update_locked_tiles(found)
 

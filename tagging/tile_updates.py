@@ -82,18 +82,14 @@ def update_pending_tiles(*, batch: int = BATCH, max_batches: int = MAX_BATCHES) 
 def _update_batch(batch: int) -> tuple[int, bool]:
     """One batch: (tiles updated, whether the batch was full). Tiles a vote holds locked wait for the next."""
     table = PendingTileUpdate._meta.db_table
-    skip = " SKIP LOCKED" if connection.features.has_select_for_update_skip_locked else ""
-    lock = f" FOR UPDATE{skip}" if connection.features.has_select_for_update else ""
     with transaction.atomic(), connection.cursor() as cursor:
         cursor.execute(f"SELECT tile_id FROM {table} ORDER BY since, tile_id LIMIT %s", [batch])
         candidates = [row[0] for row in cursor.fetchall()]
         if not candidates:
             return 0, False
-        # The tile first, as a vote does (its tile, then the pending row): a vote under way keeps its tile,
-        # which stays pending, and the vote asks for the next update after it commits.
-        marks = ", ".join(["%s"] * len(candidates))
-        cursor.execute(f"SELECT id FROM imagery_tile WHERE id IN ({marks}) ORDER BY id{lock}", candidates)
-        locked = [row[0] for row in cursor.fetchall()]
+        # The tiles are locked first, as a vote locks its tile before its pending row; one a vote holds is
+        # skipped, stays pending, and the vote asks for the next update after it commits.
+        locked = list(update_tiles(tile_ids=candidates, skip_locked=True))
         if locked:
             marks = ", ".join(["%s"] * len(locked))
             cursor.execute(f"DELETE FROM {table} WHERE tile_id IN ({marks})", locked)
@@ -102,5 +98,4 @@ def _update_batch(batch: int) -> tuple[int, bool]:
                                    SELECT COUNT(*) FROM tagging_classification c
                                    WHERE c.tile_id = imagery_tile.id AND NOT c.too_fast)
                                WHERE id IN ({marks})""", locked)
-            update_tiles(tile_ids=locked)
         return len(locked), bool(locked) and len(candidates) == batch
