@@ -14,28 +14,17 @@ from kombu.exceptions import OperationalError
 
 from imagery.models import Grid, Tile
 from tagging import map_layers, map_state
-from tagging.consensus_store import recompute_project
-from tagging.models import Building, Membership, TileConsensus
+from tagging.models import Building, TileConsensus
 from tagging.reviews import create_review, undo_review
-from tests.clients import member
-from tests.consensus.crowd_db import CrowdProject, crowd_project
-from tests.tagging.test_map_api import BUILDINGS, SPEC, TILES, get
+from tests.tagging import test_map_api
+from tests.tagging.test_map_api import BUILDINGS, TILES, get
 from workers import maps
 
 pytestmark = pytest.mark.django_db
 
 
-@pytest.fixture
-def made() -> CrowdProject:
-    """The 8 x 8 tiles of test_map_api's city after a consensus run (which published its map state)."""
-    made = crowd_project(SPEC, slug="city")
-    recompute_project(project_id=made.project.pk)
-    return made
-
-
-@pytest.fixture
-def coordinator(django_user_model, made):
-    return member(django_user_model, made.project, Membership.Role.COORDINATOR, "coord")
+# test_map_api's city after a consensus run (which published its map state), and its coordinator.
+made, coordinator = test_map_api.made, test_map_api.coordinator
 
 
 class Broker:
