@@ -144,19 +144,25 @@ def test_a_volunteer_waits_for_the_publication(chromium, live_server, demo) -> N
     context.close()
 
 
-@pytest.mark.parametrize("language", ["en", "ar"])
-def test_the_results_page_fits_a_phone(chromium, live_server, published, language) -> None:  # noqa: F811
-    """390 x 780, touch: nothing wider than the screen, the map full width and tall enough to use, the panel
-    under it, and the list of buildings readable."""
+def open_on_a_phone(browser, live_server, language: str):
+    """The results page as the helper volunteer sees it on a 390 x 780 touch screen: (context, page, page errors)."""
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    context = chromium.new_context(locale=language, viewport={"width": 390, "height": 780}, is_mobile=True,
-                                   has_touch=True, device_scale_factor=2)
+    context = browser.new_context(locale=language, viewport={"width": 390, "height": 780}, is_mobile=True,
+                                  has_touch=True, device_scale_factor=2)
     page = context.new_page()
-    errors = []
+    errors: list[str] = []
     page.on("pageerror", lambda error: errors.append(str(error)))
     sign_in(page, live_server.url, "helper-vol", PASSWORD)
     page.goto(f"{live_server.url}/projects/demo/results/")
     wait_for_results(page)
+    return context, page, errors
+
+
+@pytest.mark.parametrize("language", ["en", "ar"])
+def test_the_results_page_fits_a_phone(chromium, live_server, published, language) -> None:  # noqa: F811
+    """390 x 780, touch: nothing wider than the screen, the map full width and tall enough to use, the panel
+    under it, and the list of buildings readable."""
+    context, page, errors = open_on_a_phone(chromium, live_server, language)
     page.screenshot(path=str(ARTIFACTS / f"results-{language}-phone-1-top.png"))
     page.screenshot(path=str(ARTIFACTS / f"results-{language}-phone-2-full.png"), full_page=True)
     page.locator("#results-map").scroll_into_view_if_needed()
@@ -204,15 +210,7 @@ def test_on_a_phone_one_finger_scrolls_the_page_and_two_fingers_move_the_map(chr
                                                                              published) -> None:
     """The map is part of a longer page on a phone (not full screen): a one-finger drag on it scrolls the page and
     says how to move the map; two fingers move it."""
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    context = chromium.new_context(locale="en", viewport={"width": 390, "height": 780}, is_mobile=True,
-                                   has_touch=True, device_scale_factor=2)
-    page = context.new_page()
-    errors = []
-    page.on("pageerror", lambda error: errors.append(str(error)))
-    sign_in(page, live_server.url, "helper-vol", PASSWORD)
-    page.goto(f"{live_server.url}/projects/demo/results/")
-    wait_for_results(page)
+    context, page, errors = open_on_a_phone(chromium, live_server, "en")
     assert page.get_attribute("#results", "data-touch-pan") == "two-fingers"
     assert not page.evaluate("ProjectResults.map.dragging.enabled()")
     assert page.evaluate("ProjectResults.map.touchZoom.enabled()")
