@@ -84,10 +84,22 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     DATABASES["default"]["TEST"] = {"NAME": str(DATA_DIR / "test-db.sqlite3")}
 else:
     # Persistent connections, checked before reuse: after a database restart no volunteer's request fails on a
-    # stale connection. The check is a round trip (SELECT 1) per request, about a tenth of a next-tile request
-    # (bench.volunteers); CONN_HEALTH_CHECKS=false trades that safety for the speed.
+    # stale connection. Django's own check is a round trip (SELECT 1) per request; config.postgresql polls the
+    # socket instead and only asks the server when the socket has something to say.
+    if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+        DATABASES["default"]["ENGINE"] = "config.postgresql"
     DATABASES["default"]["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=600)
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = env.bool("CONN_HEALTH_CHECKS", default=True)
+    # The planner's cost of a random page read, for data in memory or on SSDs (PostgreSQL's default, 4, is for
+    # spinning disks): with 4, the map's street-zoom join of a few thousand tiles to their consensus hashes the
+    # whole consensus table (120 ms on a 200,000-tile project) instead of using the index (14 ms; bench.map).
+    DATABASES["default"].setdefault("OPTIONS", {})["options"] = (
+        f"-c random_page_cost={env.float('DB_RANDOM_PAGE_COST', default=1.1)}")
+    if env.int("DB_PREPARE_THRESHOLD", default=0) > 0:
+        # Server-side parameters, and each statement prepared on its connection once it has run that many
+        # times: PostgreSQL then plans the hot statements once per connection instead of once per run.
+        DATABASES["default"]["OPTIONS"].update(server_side_binding=True,
+                                               prepare_threshold=env.int("DB_PREPARE_THRESHOLD"))
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_PASSWORD_VALIDATORS = [
@@ -218,7 +230,13 @@ DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="noreply@localhost")
 
 # One cache shared by every server process (rate limits need that): files under DATA_DIR
 # by default, Redis in production (CACHE_URL=redis://...).
-CACHES = {"default": env.cache("CACHE_URL", default=f"filecache://{DATA_DIR / 'cache'}")}
+CACHES = {
+    "default": env.cache("CACHE_URL", default=f"filecache://{DATA_DIR / 'cache'}"),
+    # What each server process remembers for itself for a few seconds, without a round trip: who an API token
+    # is (tagging.tokens), who may see a layer's imagery or a project's map (imagery.xyz, tagging.map_api).
+    "local": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "process",
+              "OPTIONS": {"MAX_ENTRIES": 50_000}},
+}
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
@@ -239,3 +257,5 @@ GOLD_RATE_NEWCOMER = 0.4
 GOLD_RATE_DECAY_TILES = 20.0
 MIN_SECONDS_PER_TILE = env.float("MIN_SECONDS_PER_TILE", default=1.5)
 MAX_MARKS_PER_TILE = 200
+# How long a web process trusts an API token's user without asking the database (tagging.tokens); 0: never.
+TOKEN_CACHE_SECONDS = env.float("TOKEN_CACHE_SECONDS", default=30.0)

@@ -20,9 +20,10 @@ stretch (so 16-bit imagery looks as it does to the volunteers) and encodes 256 p
   when the URL holds the current version (``?v=``, as the map page
   builds it), ``Cache-Control: private, max-age=31536000, immutable``.
 - Who may fetch: whoever can view the project (volunteers included). The access decision and the
-  layer's rendering inputs are cached for ACCESS_SECONDS per user and layer, so a map view's ~50
-  tile requests cost one cache read each instead of five queries. Removing someone from a private
-  project therefore takes up to ACCESS_SECONDS to stop their imagery requests.
+  layer's rendering inputs are remembered by each server process for ACCESS_SECONDS per user and layer
+  (the "local" cache: no round trip), so a map view's ~50 tile requests cost five queries once, not
+  each. Removing someone from a private project therefore takes up to ACCESS_SECONDS to stop their
+  imagery requests.
 
 The rendering functions at the top take plain values (paths, a Display, z/x/y) and touch no database.
 """
@@ -42,7 +43,7 @@ from typing import Any
 import numpy as np
 import rasterio
 from django.conf import settings
-from django.core.cache import cache as django_cache
+from django.core.cache import caches
 from django.core.files.base import ContentFile
 from django.core.files.storage import FileSystemStorage, default_storage
 from django.http import HttpResponse, HttpResponseBase, HttpResponseNotModified, HttpResponseRedirect
@@ -235,7 +236,7 @@ def xyz_layers(project: Project) -> list[XYZLayer]:
 def access_xyz_layer(user: Any, layer_id: int) -> XYZLayer:
     """The layer's XYZ description if the user can view its project, else NotFound. Cached (ACCESS_SECONDS)."""
     key = f"xyz:access:{user.pk}:{layer_id}"
-    found = django_cache.get(key)
+    found = caches["local"].get(key)
     if found is not None:
         return found
     layer = ImageryLayer.objects.select_related("project").filter(pk=layer_id).first()
@@ -244,7 +245,7 @@ def access_xyz_layer(user: Any, layer_id: int) -> XYZLayer:
     if layer.status not in SERVABLE:
         raise NotFound(f"Imagery layer {layer_id} is {layer.status}; its imagery is not ready to show yet.")
     entry = xyz_layer(layer)
-    django_cache.set(key, entry, ACCESS_SECONDS)
+    caches["local"].set(key, entry, ACCESS_SECONDS)
     return entry
 
 

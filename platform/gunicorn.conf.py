@@ -15,3 +15,11 @@ accesslog = "-"
 preload_app = True
 max_requests = 20000
 max_requests_jitter = 4000
+
+
+def post_fork(server, worker):  # noqa: ANN001, ANN201 (gunicorn's hook)
+    # How long a thread may keep the GIL while another waits for it, in seconds (Python's default: 0.005). A
+    # request that comes back from PostgreSQL or Redis waits for the GIL that long when another thread is busy.
+    import sys
+
+    sys.setswitchinterval(float(os.environ.get("WEB_SWITCH_INTERVAL", "0.005")))

@@ -8,8 +8,9 @@
 For a project's coordinators, managers and admins; a volunteer gets 403, someone who cannot see the
 project 404. The bbox is in WGS84 degrees (the whole grid when left out); only what is in it comes back.
 What comes back, and when it is grouped, is tagging/map_layers.py; this module parses the request,
-checks the role and sends the answer. The coordinator's access and the grid are cached per user for
-ACCESS_SECONDS. Answers over GZIP_OVER bytes are gzipped when the client accepts it.
+checks the role and sends the answer. The coordinator's access and the grid are remembered by each server
+process (the "local" cache: no round trip) per user for ACCESS_SECONDS. Answers over GZIP_OVER bytes are
+gzipped when the client accepts it.
 
 Filters: ``answer`` (consensus labels, comma-separated), ``min_confidence``/``max_confidence`` (0-1, of
 the tile's label or of the building), ``contested=1`` (agreement below CONTESTED_AGREEMENT or
@@ -25,7 +26,7 @@ import math
 from datetime import date
 from typing import Any
 
-from django.core.cache import cache
+from django.core.cache import caches
 from django.http import HttpResponse
 from django.utils.cache import patch_vary_headers
 from drf_spectacular.types import OpenApiTypes
@@ -148,17 +149,17 @@ def building_filter(params: Any) -> BuildingFilter:
 def access_map(user: Any, slug: str) -> tuple[Project, Grid | None]:
     """The project (and its grid) if the user coordinates it; access_project's errors otherwise.
 
-    A granted access is cached for ACCESS_SECONDS per user and project: the overlays are asked for after every
-    move of the map, and the check costs five queries. Taking someone's role away therefore takes up to
-    ACCESS_SECONDS to reach the overlays.
+    A granted access is remembered by this process for ACCESS_SECONDS per user and project: the overlays are
+    asked for after every move of the map, and the check costs five queries. Taking someone's role away
+    therefore takes up to ACCESS_SECONDS to reach the overlays.
     """
     key = f"map:access:{user.pk}:{slug}"
-    found = cache.get(key)
+    found = caches["local"].get(key)
     if found is not None:
         return found
     project = access_project(user, slug, coordinate=True)
     entry = (project, Grid.objects.filter(project=project).first())
-    cache.set(key, entry, ACCESS_SECONDS)
+    caches["local"].set(key, entry, ACCESS_SECONDS)
     return entry
 
 

@@ -45,15 +45,13 @@ from __future__ import annotations
 import json
 import math
 import threading
-from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date
 from functools import lru_cache
 from typing import Any
 
 import numpy as np
-from django.db import connection, transaction
 from django.db.models import Q, QuerySet, TextField
 from django.db.models.functions import Cast
 from pyproj import Transformer
@@ -286,23 +284,6 @@ def rounded(value: float | None, digits: int = 3) -> float | None:
     return None if value is None else round(value, digits)
 
 
-@contextmanager
-def hot_rows() -> Iterator[None]:
-    """A transaction in which PostgreSQL plans for rows that are in memory (random_page_cost 1.1, as on SSDs).
-
-    With the default (4), joining a few thousand tiles to their consensus hashes the whole consensus table:
-    120 ms for 3,000 tiles of a 200,000-tile project, against 14 ms by index (bench.map). Setting it on the
-    server (postgresql.conf) makes this unnecessary.
-    """
-    if connection.vendor != "postgresql":
-        yield
-        return
-    with transaction.atomic(), connection.cursor() as cursor:
-        cursor.execute("SET LOCAL random_page_cost = 1.1")
-        yield
-
-
-
 @dataclass(frozen=True)
 class View:
     """What was asked: the project and its grid, the bbox (clipped to the grid), zoom and colour."""
@@ -380,10 +361,11 @@ def tile_features(view: View, filt: TileFilter, reviews: ReviewIndex) -> list[st
         tiles = tiles.exclude(pk__in=reviewed)
     if filt.active:  # a reviewed tile is judged on its reviewed state, below
         tiles = tiles.filter(filt.q() | Q(pk__in=reviewed)) if reviewed else tiles.filter(filt.q())
-    with hot_rows():  # one join, planned by index (an IN list of 1,000 ids costs 15 ms in Django and psycopg)
-        rows = list(tiles.order_by().annotate(counts=Cast("consensus__counts", TextField())).values_list(
-            "pk", "col", "row", "status", "vote_count", "consensus__label", "consensus__confidence",
-            "consensus__agreement", "counts"))  # the counts' JSON text goes out as stored, unparsed
+    # One join, planned by index on PostgreSQL thanks to the connection's random_page_cost (config/settings.py);
+    # the counts' JSON text goes out as stored, unparsed.
+    rows = list(tiles.order_by().annotate(counts=Cast("consensus__counts", TextField())).values_list(
+        "pk", "col", "row", "status", "vote_count", "consensus__label", "consensus__confidence",
+        "consensus__agreement", "counts"))
     if reviewed:
         rows = reviewed_tiles(rows, reviews, filt)
     if not rows:
@@ -513,7 +495,7 @@ def buildings_in_view(view: View, filt: BuildingFilter) -> str:
                                   "votes_url": BUILDING_VOTES, "review_url": REVIEW_PAGE.format(slug=view.project.slug)}
     state = current_map_state(project=view.project, grid=view.grid)
     if buildings_in(state, filt, view.bbox) <= MAX_BUILDINGS or not (view.cols and view.rows):
-        rows = building_points(view, filt, review_index(project=view.project))
+        rows = building_points(view, filt, review_index(project=view.project), state)
         made = state.memo(("building points",))  # by the whole row and review: a changed one is made again
         features = [made.get(r) or made.setdefault(r, building_feature(r)) for r in rows]
         return collection({**properties, "aggregated": False, "count": len(features), "buildings": len(features),
@@ -524,7 +506,7 @@ def buildings_in_view(view: View, filt: BuildingFilter) -> str:
                        "buildings": buildings, "max_age_s": STATE_SECONDS, "reviews_applied": True}, features)
 
 
-def building_points(view: View, filt: BuildingFilter, reviews: ReviewIndex) -> list[tuple]:
+def building_points(view: View, filt: BuildingFilter, reviews: ReviewIndex, snapshot: MapState) -> list[tuple]:
     """The buildings in view as rows for building_feature, reviews applied as in the exports: a rejected one
     left out, a moved one at its new place, a confirmed one at confidence 1, an added one ("review-<id>") at
     confidence 1 without votes or dates; surest last (drawn on top)."""
@@ -552,26 +534,21 @@ def building_points(view: View, filt: BuildingFilter, reviews: ReviewIndex) -> l
                              None, state["ground_x"], state["ground_y"], review_summary(added.latest, names)))
     rows = [r for r in rows if w <= r[1] <= e and s <= r[2] <= n]
     rows.sort(key=lambda r: r[3])
-    return with_tiles(view, rows[-MAX_BUILDINGS:] if len(rows) > MAX_BUILDINGS else rows)
+    return with_tiles(view, rows[-MAX_BUILDINGS:] if len(rows) > MAX_BUILDINGS else rows, snapshot)
 
 
-def with_tiles(view: View, rows: list[tuple]) -> list[tuple]:
+def with_tiles(view: View, rows: list[tuple], snapshot: MapState) -> list[tuple]:
     """Each row with, in place of its ground point, the id of the tile that owns it (the review page opens
-    on it; None off the grid): one query for the tiles holding the buildings."""
+    on it; None off the grid), from the map state's grid of tile ids (a grid's tiles never change)."""
     spec = view.spec
     side = spec.stride * spec.pixel_size
-    cells = [(min(math.floor((r[11] - spec.origin_x) / side), spec.cols - 1),
-              min(math.floor((spec.origin_y - r[12]) / side), spec.rows - 1)) for r in rows]
-    wanted = {cell for cell in cells if cell[0] >= 0 and cell[1] >= 0}
-    ids: dict[tuple[int, int], int] = {}
-    if wanted:
-        # One range scan of the (grid, col, row) index over the cells' box: an OR of every cell would cost
-        # Django tens of milliseconds to compile for a street view's thousand buildings.
-        cols, rows_ = [c for c, _ in wanted], [r for _, r in wanted]
-        ids = {(c, r): pk for c, r, pk in Tile.objects.filter(
-            grid=view.grid, col__range=(min(cols), max(cols)), row__range=(min(rows_), max(rows_)),
-        ).values_list("col", "row", "pk") if (c, r) in wanted}
-    return [(*r[:11], ids.get(cell), r[13]) for r, cell in zip(rows, cells)]
+    out = []
+    for r in rows:
+        col = min(math.floor((r[11] - spec.origin_x) / side), spec.cols - 1)
+        row = min(math.floor((spec.origin_y - r[12]) / side), spec.rows - 1)
+        pk = int(snapshot.tile_id[row, col]) if col >= 0 and row >= 0 else 0
+        out.append((*r[:11], pk or None, r[13]))
+    return out
 
 
 def building_rows(project: Project, filt: BuildingFilter) -> QuerySet[Building]:

@@ -33,8 +33,9 @@ the worker's queue; tiles and buildings at street zoom are read fresh by SQL.
 The one build in a web process is the cold start: a request that finds no published state at all (a project
 never run, an emptied cache) builds it inline and publishes it.
 
-The published state carries a version (the latest finished run's id and a random part); each request reads
-the version record (one cache read) and adopts a newer state when its own copy is older.
+The published state carries a version (the latest finished run's id and a random part); a request reads
+the version record (one cache read, remembered by the process for PUBLISHED_SECONDS) and adopts a newer
+state when its own copy is older.
 """
 
 from __future__ import annotations
@@ -48,7 +49,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
-from django.core.cache import cache
+from django.core.cache import cache, caches
 from django.db import connection
 from django.db.models import Max
 
@@ -60,6 +61,7 @@ from tagging.reviews import ReviewIndex, added_state, building_state, review_ind
 if TYPE_CHECKING:
     from tagging.map_layers import BuildingFilter, TileFilter
 
+PUBLISHED_SECONDS = 1.0  # how long a web process trusts its last read of the published version record
 STATE_SECONDS = 30.0  # a state unchecked for this long is checked (and rebuilt if changed) by the worker
 STATE_MAX_SECONDS = 300.0  # and rebuilt whatever the check says when this old
 STATE_TIMEOUT = 24 * 3600  # how long the cache keeps a published state nobody refreshes
@@ -70,7 +72,7 @@ MEMO_ENTRIES = 100_000  # features in one memo (~40 MB at most) before it starts
 CONTESTED_AGREEMENT = 0.6
 CONTESTED_CONFIDENCE = 0.7
 NO_DAY = np.iinfo(np.int32).min  # a date column that is empty
-KEYS = "map:v2"  # a new prefix whenever what is cached changes shape: the previous release's processes keep theirs
+KEYS = "map:v3"  # a new prefix whenever what is cached changes shape: the previous release's processes keep theirs
 log = logging.getLogger(__name__)
 
 # Rows of a tile level: tiles, with a consensus, votes, votes towards retirement, confidence sum and count,
@@ -98,6 +100,7 @@ class MapState:
     built_at: float
     labels: tuple[str, ...]  # the labels found (the crowd's and the reviews'); ``label`` indexes them, -1 for none
     present: np.ndarray  # bool: a tile exists in that grid cell
+    tile_id: np.ndarray  # int64: the id of the tile in that grid cell, 0 where there is none
     retired: np.ndarray  # bool
     votes: np.ndarray  # int32
     label: np.ndarray  # int16, the reviewed label
@@ -192,6 +195,7 @@ def tile_arrays(spec: GridSpec, rows: list[tuple], reviews: ReviewIndex) -> dict
     agreement), each reviewed tile's label and confidence as its reviews leave them."""
     shape = (spec.rows, spec.cols)
     present, retired, reviewed = np.zeros(shape, bool), np.zeros(shape, bool), np.zeros(shape, bool)
+    tile_id = np.zeros(shape, np.int64)
     votes, label = np.zeros(shape, np.int32), np.full(shape, -1, np.int16)
     confidence, agreement = np.full(shape, np.nan, np.float32), np.full(shape, np.nan, np.float32)
     labels: tuple[str, ...] = ()
@@ -207,14 +211,15 @@ def tile_arrays(spec: GridSpec, rows: list[tuple], reviews: ReviewIndex) -> dict
         labels = tuple(sorted({name for name in names if name is not None}))
         code = {name: i for i, name in enumerate(labels)}
         present[where] = True
+        tile_id[where] = pks
         retired[where] = np.array(status, dtype=object) == Tile.Status.RETIRED
         votes[where] = count
         label[where] = [code.get(name, -1) for name in names]
         confidence[where] = np.array(conf, dtype=float)  # None becomes NaN
         agreement[where] = np.array(agree, dtype=float)
         reviewed[where[0][decided], where[1][decided]] = True
-    return {"labels": labels, "present": present, "retired": retired, "votes": votes, "label": label,
-            "confidence": confidence, "agreement": agreement, "reviewed": reviewed}
+    return {"labels": labels, "present": present, "tile_id": tile_id, "retired": retired, "votes": votes,
+            "label": label, "confidence": confidence, "agreement": agreement, "reviewed": reviewed}
 
 
 def building_columns(rows: list[tuple], reviews: ReviewIndex) -> dict[str, Any]:
@@ -287,8 +292,9 @@ def publish(state: MapState) -> MapState:
     if known is not None and known.run_id > state.run_id:
         return state  # built from rows older than the published run's: keep that one
     cache.set(state_key(state.project_id), state, timeout=STATE_TIMEOUT)
-    cache.set(version_key(state.project_id), Published(state.version, state.run_id, time.time(), state.watermark,
-                                                       state.built_at, state.grid_id), timeout=STATE_TIMEOUT)
+    record = Published(state.version, state.run_id, time.time(), state.watermark, state.built_at, state.grid_id)
+    cache.set(version_key(state.project_id), record, timeout=STATE_TIMEOUT)
+    caches["local"].set(version_key(state.project_id), (record,), PUBLISHED_SECONDS)
     _memory[state.project_id] = state
     return state
 
@@ -303,7 +309,7 @@ def mark_checked(project_id: int, found: Published) -> None:
 def current_map_state(*, project: Project, grid: Grid) -> MapState:
     """The project's latest published state (built here only when there is none at all); an old one is served,
     and the one request that takes the lock asks the worker to check it (request_refresh)."""
-    published = cache.get(version_key(project.pk))
+    published = published_record(project.pk)
     state = _memory.get(project.pk)
     if published is None or state is None or state.version != published.version or state.grid_id != grid.pk:
         shared = cache.get(state_key(project.pk)) if published is not None else None
@@ -315,6 +321,17 @@ def current_map_state(*, project: Project, grid: Grid) -> MapState:
     if time.time() - checked > STATE_SECONDS:
         request_refresh(project_id=project.pk)
     return state
+
+
+def published_record(project_id: int) -> Published | None:
+    """The published version record, as read from the shared cache at most PUBLISHED_SECONDS ago by this
+    process: most map requests then need no round trip to know their copy of the state is current."""
+    remembered = caches["local"].get(version_key(project_id))
+    if remembered is not None:
+        return remembered[0]
+    published = cache.get(version_key(project_id))
+    caches["local"].set(version_key(project_id), (published,), PUBLISHED_SECONDS)
+    return published
 
 
 def request_refresh(*, project_id: int, changed: bool = False) -> bool:

@@ -14,7 +14,9 @@ def isolated_files(settings, tmp_path: Path):
     """Every test writes imagery, uploads and tiles under its own temporary folder."""
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]  # speed, tests only
     settings.CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache",
-                                   "LOCATION": str(tmp_path)}}  # rate-limit counters start at zero
+                                   "LOCATION": str(tmp_path)},  # rate-limit counters start at zero
+                       "local": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache",
+                                 "LOCATION": f"local-{tmp_path}"}}  # as a new process: remembering nothing
     settings.IMAGERY_ROOT = tmp_path / "imagery"
     settings.FILE_UPLOAD_TEMP_DIR = str(tmp_path / "tmp")
     settings.MEDIA_ROOT = tmp_path / "media"

@@ -45,7 +45,7 @@ def test_set_variables_give_production(tmp_path: Path) -> None:
                          "[s.DATABASES['default']['ENGINE'], s.DATABASES['default']['HOST'], s.CELERY_BROKER_URL,"
                          " s.STORAGES['default']['BACKEND'], s.STORAGES['default']['OPTIONS']['bucket_name'],"
                          " s.ALLOWED_HOSTS, s.DEBUG, s.EMBEDDED]")
-    assert result == ["django.db.backends.postgresql", "db.internal", "redis://redis.internal:6379/0",
+    assert result == ["config.postgresql", "db.internal", "redis://redis.internal:6379/0",
                       "storages.backends.s3.S3Storage", "tiles", ["damage.example.org"], False, False]
 
 

@@ -1,5 +1,7 @@
 """Query counts on the two requests every volunteer makes, so that they stay cheap."""
 
+from types import SimpleNamespace
+
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
@@ -30,6 +32,7 @@ def test_next_tile_and_submit_take_a_fixed_small_number_of_queries(volunteer) ->
                                 format="json")
         assert response.status_code == 201
         counts.append((statements(next_queries), statements(submit_queries)))
+    # The token is read on the first request only, then remembered (tagging.tokens); the counts allow for it.
     # next-tile: the token, the project, the volunteer's state (held lease and votes so far), the candidate locked,
     # the lease inserted (after a recount under the lock), the tile's images; one more lock and insert when the
     # gold draw finds no gold tile and falls back to an open one.
@@ -51,4 +54,59 @@ def test_the_api_token_authenticates_and_a_bad_or_inactive_one_is_refused(volunt
     volunteer.is_active = False
     volunteer.save()
     inactive = APIClient(HTTP_AUTHORIZATION=f"Token {token.key}").post("/api/v1/projects/raqqa/tasks/next/")
+    assert inactive.status_code == 403 and "inactive" in inactive.json()["error"]["message"]
+
+
+
+@pytest.fixture
+def clock(monkeypatch) -> list[float]:
+    """The local cache's clock (Django's LocMemCache reads time.time()), moved by hand."""
+    from django.core.cache.backends import base, locmem
+
+    now = [1_000_000.0]
+    fake = SimpleNamespace(time=lambda: now[0])
+    monkeypatch.setattr(base, "time", fake)
+    monkeypatch.setattr(locmem, "time", fake)
+    return now
+
+
+def test_a_token_is_read_once_then_remembered_for_a_while(volunteer, settings, clock) -> None:
+    project_with_tiles()
+    api = APIClient(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=volunteer).key}")
+
+    def token_queries() -> int:
+        with CaptureQueriesContext(connection) as queries:
+            assert api.get("/api/v1/projects/raqqa/me/").status_code == 200
+        return sum(1 for query in queries.captured_queries if "authtoken_token" in query["sql"])
+
+    assert token_queries() == 1
+    clock[0] += settings.TOKEN_CACHE_SECONDS - 1
+    assert token_queries() == 0
+    clock[0] += 1
+    assert token_queries() == 1  # it had aged out
+    settings.TOKEN_CACHE_SECONDS = 0
+    assert token_queries() == 1 and token_queries() == 1
+
+
+def test_a_remembered_token_of_a_deleted_account_is_refused_at_once(volunteer) -> None:
+    from tagging.accounts import delete_account
+
+    project_with_tiles()
+    api = APIClient(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=volunteer).key}")
+    assert api.get("/api/v1/projects/raqqa/me/").status_code == 200
+    delete_account(user=volunteer)
+    refused = api.get("/api/v1/projects/raqqa/me/")
+    assert refused.status_code == 403 and "Invalid token" in refused.json()["error"]["message"]
+
+
+def test_a_change_made_elsewhere_reaches_a_remembered_token_within_its_time(volunteer, settings, clock) -> None:
+    from django.contrib.auth import get_user_model
+
+    project_with_tiles()
+    api = APIClient(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=volunteer).key}")
+    assert api.get("/api/v1/projects/raqqa/me/").status_code == 200
+    get_user_model().objects.filter(pk=volunteer.pk).update(is_active=False)  # no signal: as another process
+    assert api.get("/api/v1/projects/raqqa/me/").status_code == 200  # still remembered
+    clock[0] += settings.TOKEN_CACHE_SECONDS
+    inactive = api.get("/api/v1/projects/raqqa/me/")
     assert inactive.status_code == 403 and "inactive" in inactive.json()["error"]["message"]

@@ -187,13 +187,10 @@ def test_a_finished_consensus_run_shows_in_the_grouped_cells_at_once(made, coord
 def test_the_tile_overlay_runs_a_fixed_number_of_queries(made, coordinator, django_assert_max_num_queries) -> None:
     # The access check (project, the admin permission (two), membership) and the grid, then the tiles joined to
     # their consensus (one query).
-    # On PostgreSQL the tile query runs in hot_rows(): inside the test's transaction that is a SAVEPOINT, the
-    # SET LOCAL and a RELEASE (in production the atomic block is a BEGIN/COMMIT, which are not counted).
     # Then the project's reviews (one query; the reviewers' names are one more once there are reviews).
-    planner = 3 if connection.vendor == "postgresql" else 0
-    with django_assert_max_num_queries(8 + planner):
+    with django_assert_max_num_queries(8):
         get(coordinator, TILES)
-    with django_assert_max_num_queries(3 + planner):  # the access check and the grid are cached for the next moves
+    with django_assert_max_num_queries(3):  # the access check and the grid are remembered for the next moves
         get(coordinator, TILES)
 
 
