@@ -95,11 +95,6 @@ else:
     # whole consensus table (120 ms on a 200,000-tile project) instead of using the index (14 ms; bench.map).
     DATABASES["default"].setdefault("OPTIONS", {})["options"] = (
         f"-c random_page_cost={env.float('DB_RANDOM_PAGE_COST', default=1.1)}")
-    if env.int("DB_PREPARE_THRESHOLD", default=0) > 0:
-        # Server-side parameters, and each statement prepared on its connection once it has run that many
-        # times: PostgreSQL then plans the hot statements once per connection instead of once per run.
-        DATABASES["default"]["OPTIONS"].update(server_side_binding=True,
-                                               prepare_threshold=env.int("DB_PREPARE_THRESHOLD"))
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_PASSWORD_VALIDATORS = [

@@ -3,8 +3,9 @@
 The coordinators' consensus map under load, on the platform as in production on this machine:
 
 - a private PostgreSQL database (bench_map, dropped and created), a private Redis database (flushed) as
-  the Django cache the overlays' grouped cells and the imagery access checks live in, gunicorn with
-  platform/gunicorn.conf.py and DEBUG off, static files collected and served by whitenoise;
+  the Django cache the overlays' grouped cells live in and as the Celery broker, gunicorn with
+  platform/gunicorn.conf.py and DEBUG off, static files collected and served by whitenoise, and one Celery
+  worker, which checks and rebuilds the project's map state as in production;
 - fixture.py: a project of 200,000 tiles (a 500 x 400 grid of 256 px tiles of 0.3 m imagery, 34 x 27 km),
   80 % of them with a consensus row, 50,000 destroyed buildings clustered in damage hot spots, COPY'd in;
   two dates of real imagery (the generated 1 km demo scene, 2048 px GeoTIFFs) as ready layers;

@@ -126,7 +126,7 @@ class Run:
 
         connection.close()
         self.gunicorn = services.start_gunicorn(self.config, self.env, self.tmp / "gunicorn.log")
-        self.celery = services.start_celery(self.config, self.env, self.tmp / "celery.log")
+        self.celery = services.start_celery(self.config.celery_concurrency, self.env, self.tmp / "celery.log")
 
     def phase(self, kind: str, concurrency: int, think: float, warmup: float, measure: float) -> Outcome:
         """One load-generator process for one phase; samples /proc over its window; waits for the worker after."""

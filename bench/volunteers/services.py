@@ -132,10 +132,10 @@ def start_gunicorn_at(*, bind: str, health_url: str, env: dict[str, str], log: P
         time.sleep(0.2)
 
 
-def start_celery(config: Config, env: dict[str, str], log: Path) -> subprocess.Popen:
+def start_celery(concurrency: int, env: dict[str, str], log: Path) -> subprocess.Popen:
     """One `celery -A config worker` as the Procfile runs it; waits for its 'ready' line."""
     process = start([sys.executable, "-m", "celery", "-A", "config", "worker",
-                      f"--concurrency={config.celery_concurrency}", "--loglevel=INFO"], env, log)
+                      f"--concurrency={concurrency}", "--loglevel=INFO"], env, log)
     deadline = time.monotonic() + 60
     while not WORKER_READY.search(log.read_text()):
         if process.poll() is not None or time.monotonic() > deadline:
