@@ -114,7 +114,7 @@
     onEachFeature: (feature, layer) => layer.bindPopup(() => popupFor(feature.properties.buildings !== undefined
       ? "cluster" : "building", feature.properties, layer), {maxWidth: 340, minWidth: 240}),
   }).addTo(map);
-  const requests = {tiles: null, buildings: null};
+  const requests = overlayRequests({root, status: $("map-status")});  // overlays.js
   const drawn = {tiles: null, buildings: null};  // the last answers' collection properties
 
   function colourOf(props) {
@@ -185,26 +185,18 @@
     return params;
   }
 
-  async function load(kind) {
+  function load(kind) {
     const layer = kind === "tiles" ? tilesLayer : buildingsLayer;
     const shown = $(kind === "tiles" ? "show-tiles" : "show-buildings").checked;
-    if (requests[kind]) requests[kind].abort();
     if (!shown) {
+      requests.abort(kind);
       layer.clearLayers();
       drawn[kind] = null;
       countDrawn();
       return;
     }
-    const controller = new AbortController();
-    requests[kind] = controller;
-    setLoading(+1);
-    try {
-      const url = `${kind === "tiles" ? config.tiles_url : config.buildings_url}?${overlayParams(kind)}`;
-      const response = await fetch(url, {credentials: "same-origin", signal: controller.signal,
-                                         headers: {"Accept": "application/geo+json, application/json"}});
-      const data = await response.json();
-      if (!response.ok) throw new Error((data.error && data.error.message) || response.statusText);
-      if (controller.signal.aborted) return;
+    const url = `${kind === "tiles" ? config.tiles_url : config.buildings_url}?${overlayParams(kind)}`;
+    requests.load(kind, url, (data) => {
       // A pop-up open on a feature (often it has just panned the map, which reloads) opens again on the new one.
       let reopen = null;
       layer.eachLayer((old) => { if (old.isPopupOpen()) reopen = {id: old.feature.id, at: old.getPopup().getLatLng()}; });
@@ -214,22 +206,7 @@
       if (kind === "tiles") buildingsLayer.eachLayer((marker) => marker.bringToFront());
       drawn[kind] = data.properties;
       countDrawn();
-    } catch (error) {
-      if (error.name !== "AbortError") {
-        $("map-status").textContent = interpolate(gettext("The map could not load: %s"), [error.message]);
-        $("map-status").classList.add("alert");
-      }
-    } finally {
-      if (requests[kind] === controller) requests[kind] = null;
-      setLoading(-1);
-    }
-  }
-
-  let pending = 0;
-  function setLoading(delta) {
-    pending += delta;
-    root.dataset.loading = String(pending);
-    root.classList.toggle("busy", pending > 0);
+    });
   }
 
   function countDrawn() {

@@ -92,7 +92,7 @@
     filter: (feature) => !onlyMine() || feature.properties.mine,
     onEachFeature: (feature, layer) => layer.bindPopup(() => popupFor("building", feature.properties), {maxWidth: 300}),
   }).addTo(map);
-  const requests = {tiles: null, buildings: null};
+  const requests = overlayRequests({root, status: $("results-status")});  // overlays.js
   const answered = {tiles: null, buildings: null};  // the last answers, kept to redraw without asking again
 
   function tileStyle(feature) {
@@ -130,36 +130,12 @@
     countDrawn();
   }
 
-  async function load(kind) {
-    if (requests[kind]) requests[kind].abort();
-    const controller = new AbortController();
-    requests[kind] = controller;
-    setLoading(+1);
-    try {
-      const url = `${kind === "tiles" ? config.tiles_url : config.buildings_url}?bbox=${bbox()}`;
-      const response = await fetch(url, {credentials: "same-origin", signal: controller.signal,
-                                         headers: {"Accept": "application/geo+json, application/json"}});
-      const data = await response.json();
-      if (!response.ok) throw new Error((data.error && data.error.message) || response.statusText);
-      if (controller.signal.aborted) return;
+  function load(kind) {
+    const url = `${kind === "tiles" ? config.tiles_url : config.buildings_url}?bbox=${bbox()}`;
+    requests.load(kind, url, (data) => {
       answered[kind] = data;
       draw(kind);
-    } catch (error) {
-      if (error.name !== "AbortError") {
-        $("results-status").textContent = interpolate(gettext("The map could not load: %s"), [error.message]);
-        $("results-status").classList.add("alert");
-      }
-    } finally {
-      if (requests[kind] === controller) requests[kind] = null;
-      setLoading(-1);
-    }
-  }
-
-  let pending = 0;
-  function setLoading(delta) {
-    pending += delta;
-    root.dataset.loading = String(pending);
-    root.classList.toggle("busy", pending > 0);
+    });
   }
 
   function countDrawn() {
