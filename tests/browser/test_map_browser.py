@@ -250,3 +250,22 @@ def test_on_a_phone_the_controls_fold_under_the_map(chromium, live_server, coord
     assert page.is_visible("#filter-answer")
     page.screenshot(path=str(ARTIFACTS / "map-phone-2-controls.png"))
     context.close()
+
+
+def test_the_map_says_why_its_overlays_did_not_load(chromium, live_server, coordinated) -> None:  # noqa: F811
+    context = chromium.new_context(viewport={"width": 1366, "height": 800})
+    page = context.new_page()
+    sign_in(page, live_server.url, "coordinator", PASSWORD)
+    failure = json.dumps({"error": {"code": "unavailable", "message": "The database is restarting."}})
+    page.route("**/map/*.geojson*", lambda route: route.fulfill(status=503, body=failure,
+                                                                 content_type="application/json"))
+    page.goto(f"{live_server.url}/projects/demo/map/")
+    page.wait_for_function("""() => { const r = document.getElementById("consensus-map");
+                                      return r.dataset.loading === "0"
+                                             && document.getElementById("map-status").textContent !== ""; }""",
+                           timeout=15_000)
+    status = page.locator("#map-status")
+    assert status.text_content() == "The map could not load: The database is restarting."
+    assert "alert" in status.get_attribute("class")
+    assert page.get_attribute("#consensus-map", "data-tiles-drawn") in (None, "0")
+    context.close()
