@@ -124,6 +124,8 @@ def test_a_volunteer_sees_their_contribution_on_the_results_map(chromium, live_s
     page.wait_for_timeout(400)
     page.screenshot(path=str(ARTIFACTS / f"results-{language}-3-popup.png"))
     page.keyboard.press("Escape")
+    # Leaflet fades the pop-up out over 200 ms: an audit in that time reads its half-transparent text as too faint.
+    page.wait_for_selector(".leaflet-popup", state="detached")
 
     assert audit(page) == []
     context.close()
