@@ -269,3 +269,37 @@ def test_the_map_says_why_its_overlays_did_not_load(chromium, live_server, coord
     assert "alert" in status.get_attribute("class")
     assert page.get_attribute("#consensus-map", "data-tiles-drawn") in (None, "0")
     context.close()
+
+
+def test_an_overlay_failure_stays_said_until_that_overlay_loads(chromium, live_server, coordinated) -> None:  # noqa: F811
+    """The tiles fail, then the buildings load: the status line still says the tiles did not, until they do."""
+    context = chromium.new_context(viewport={"width": 1366, "height": 800})
+    page = context.new_page()
+    sign_in(page, live_server.url, "coordinator", PASSWORD)
+    failure = json.dumps({"error": {"code": "unavailable", "message": "The database is restarting."}})
+    page.route("**/map/tiles.geojson*", lambda route: route.fulfill(status=503, body=failure,
+                                                                    content_type="application/json"))
+    page.goto(f"{live_server.url}/projects/demo/map/")
+    settled = "() => document.getElementById('consensus-map').dataset.loading === '0'"
+    page.wait_for_function(settled + " && document.getElementById('map-status').textContent !== ''", timeout=15_000)
+    status = page.locator("#map-status")
+    said = "The map could not load: The database is restarting."
+    assert status.text_content() == said
+
+    # The buildings load again on their own (switched off and on): the tiles' failure is still said.
+    page.uncheck("#show-buildings")
+    page.check("#show-buildings")
+    page.wait_for_function("() => Number(document.getElementById('consensus-map').dataset.buildingsDrawn) > 0",
+                           timeout=15_000)
+    page.wait_for_function(settled)
+    assert status.text_content() == said
+    assert "alert" in status.get_attribute("class")
+
+    # The tiles come back: the status line says what is in view again.
+    page.unroute("**/map/tiles.geojson*")
+    page.uncheck("#show-tiles")
+    page.check("#show-tiles")
+    assert wait_for_overlays(page) > 0
+    assert status.text_content().startswith("In view:")
+    assert "alert" not in (status.get_attribute("class") or "")
+    context.close()

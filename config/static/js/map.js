@@ -228,8 +228,7 @@
                       {n: numbers.format(b.buildings), cells: numbers.format(b.count)}, true)
         : interpolate(ngettext("%(n)s building", "%(n)s buildings", b.count), {n: numbers.format(b.count)}, true));
     }
-    $("map-status").classList.remove("alert");
-    $("map-status").textContent = parts.length ? interpolate(gettext("In view: %s"), [parts.join(" · ")]) : "";
+    requests.show(parts.length ? interpolate(gettext("In view: %s"), [parts.join(" · ")]) : "");
   }
 
   let timer = null;

@@ -159,8 +159,7 @@
     if ((answered.tiles && answered.tiles.properties.truncated) || (answered.buildings && answered.buildings.properties.truncated)) {
       text += " " + gettext("Zoom in to see everything.");
     }
-    $("results-status").classList.remove("alert");
-    $("results-status").textContent = text;
+    requests.show(text);
   }
 
   let timer = null;
