@@ -272,7 +272,8 @@ def test_clusters_count_the_buildings_the_filters_keep(made, coordinator, monkey
     monkeypatch.setattr(map_layers, "MAX_BUILDINGS", 0)
     monkeypatch.setattr(map_layers, "MAX_BUILDING_CELLS", 4)
     body = get(coordinator, BUILDINGS, **params)
-    expected = buildings.filter(map_api.building_filter(params).q()).count()
+    filt = map_api.building_filter(params)  # the clusters sum numpy arrays; this asks each building in Python
+    expected = sum(filt.keeps(b.confidence, b.last_intact, b.first_destroyed) for b in buildings)
     assert body["properties"]["aggregated"] is True
     assert sum(f["properties"]["buildings"] for f in body["features"]) == body["properties"]["buildings"] == expected
 
