@@ -24,6 +24,23 @@ def when_ready(server):  # noqa: ANN001, ANN201 (gunicorn's hook, run in the mas
 
     get_resolver().check()  # reads url_patterns, which imports the views
 
+    # Likewise for Celery: a worker's first task message (its first vote's consensus update, the map's first state
+    # check) otherwise finalizes the app, finds its result backend (a scan of every package's entry points) and
+    # imports the broker's transport: 160 ms holding the worker's GIL, every thread of it stalled (bench.map's
+    # tails), 30 ms once done here. Nothing here opens a connection (none may cross the fork; Celery drops its
+    # connection pool in a forked child anyway).
+    import importlib
+
+    from config.celery import app
+
+    for module in app.conf.imports:  # the tasks' modules, which a view imports when it first sends one
+        importlib.import_module(module)
+    app.finalize(auto=True)
+    app.backend  # noqa: B018
+    app.amqp  # noqa: B018
+    with app.connection_for_write() as connection:
+        connection.transport  # noqa: B018 (the transport's class and module, no socket yet)
+
 
 def pre_fork(server, worker):  # noqa: ANN001, ANN201 (gunicorn's hook, run in the master before each fork)
     # Everything the preloaded app made stays out of the workers' garbage collections: a full collection then
