@@ -252,20 +252,29 @@ def test_on_a_phone_the_controls_fold_under_the_map(chromium, live_server, coord
     context.close()
 
 
+UNAVAILABLE = "The database is restarting."
+SETTLED = "() => document.getElementById('consensus-map').dataset.loading === '0'"
+
+
+def answer_unavailable(page, pattern: str) -> None:
+    """The overlays matching pattern answer 503 with the API's error body, as while the database restarts."""
+    failure = json.dumps({"error": {"code": "unavailable", "message": UNAVAILABLE}})
+    page.route(pattern, lambda route: route.fulfill(status=503, body=failure, content_type="application/json"))
+
+
+def open_map_until_it_says_something(page, base: str) -> None:
+    page.goto(f"{base}/projects/demo/map/")
+    page.wait_for_function(SETTLED + " && document.getElementById('map-status').textContent !== ''", timeout=15_000)
+
+
 def test_the_map_says_why_its_overlays_did_not_load(chromium, live_server, coordinated) -> None:  # noqa: F811
     context = chromium.new_context(viewport={"width": 1366, "height": 800})
     page = context.new_page()
     sign_in(page, live_server.url, "coordinator", PASSWORD)
-    failure = json.dumps({"error": {"code": "unavailable", "message": "The database is restarting."}})
-    page.route("**/map/*.geojson*", lambda route: route.fulfill(status=503, body=failure,
-                                                                 content_type="application/json"))
-    page.goto(f"{live_server.url}/projects/demo/map/")
-    page.wait_for_function("""() => { const r = document.getElementById("consensus-map");
-                                      return r.dataset.loading === "0"
-                                             && document.getElementById("map-status").textContent !== ""; }""",
-                           timeout=15_000)
+    answer_unavailable(page, "**/map/*.geojson*")
+    open_map_until_it_says_something(page, live_server.url)
     status = page.locator("#map-status")
-    assert status.text_content() == "The map could not load: The database is restarting."
+    assert status.text_content() == f"The map could not load: {UNAVAILABLE}"
     assert "alert" in status.get_attribute("class")
     assert page.get_attribute("#consensus-map", "data-tiles-drawn") in (None, "0")
     context.close()
@@ -276,14 +285,10 @@ def test_an_overlay_failure_stays_said_until_that_overlay_loads(chromium, live_s
     context = chromium.new_context(viewport={"width": 1366, "height": 800})
     page = context.new_page()
     sign_in(page, live_server.url, "coordinator", PASSWORD)
-    failure = json.dumps({"error": {"code": "unavailable", "message": "The database is restarting."}})
-    page.route("**/map/tiles.geojson*", lambda route: route.fulfill(status=503, body=failure,
-                                                                    content_type="application/json"))
-    page.goto(f"{live_server.url}/projects/demo/map/")
-    settled = "() => document.getElementById('consensus-map').dataset.loading === '0'"
-    page.wait_for_function(settled + " && document.getElementById('map-status').textContent !== ''", timeout=15_000)
+    answer_unavailable(page, "**/map/tiles.geojson*")
+    open_map_until_it_says_something(page, live_server.url)
     status = page.locator("#map-status")
-    said = "The map could not load: The database is restarting."
+    said = f"The map could not load: {UNAVAILABLE}"
     assert status.text_content() == said
 
     # The buildings load again on their own (switched off and on): the tiles' failure is still said.
@@ -291,7 +296,7 @@ def test_an_overlay_failure_stays_said_until_that_overlay_loads(chromium, live_s
     page.check("#show-buildings")
     page.wait_for_function("() => Number(document.getElementById('consensus-map').dataset.buildingsDrawn) > 0",
                            timeout=15_000)
-    page.wait_for_function(settled)
+    page.wait_for_function(SETTLED)
     assert status.text_content() == said
     assert "alert" in status.get_attribute("class")
 
