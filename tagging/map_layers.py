@@ -45,7 +45,7 @@ from __future__ import annotations
 import json
 import math
 import threading
-from collections.abc import Collection, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date
 from functools import lru_cache
@@ -94,7 +94,7 @@ from tagging.reviews import (
     reviewer_names,
     tile_state,
 )
-from tagging.rows import fetch_all
+from tagging.rows import fetch_all, placeholders
 
 # Sizes that keep an overlay answer small: at most ~1,500 features, ~60 KB gzipped.
 MAX_TILES = 1500  # grid cells in the bbox above which tiles are grouped
@@ -141,7 +141,7 @@ class TileFilter:
         parts: list[str] = []
         params: list[Any] = []
         if self.answers:
-            parts.append(f"c.label IN ({marks(self.answers)})")
+            parts.append(f"c.label IN ({placeholders(self.answers)})")
             params += self.answers
         if self.min_confidence is not None:
             parts.append("c.confidence >= %s")
@@ -194,11 +194,6 @@ class BuildingFilter:
             parts.append("b.first_destroyed IS NOT NULL AND (b.last_intact IS NULL OR b.last_intact < %s)")
             params.append(self.date_to)
         return " AND ".join(parts), params
-
-
-def marks(values: Collection[Any]) -> str:
-    """SQL placeholders for an IN list, one per value (SQLite has no arrays)."""
-    return ", ".join(["%s"] * len(values))
 
 
 
@@ -386,14 +381,14 @@ def tile_features(view: View, filt: TileFilter, reviews: ReviewIndex) -> list[st
     sql = [TILE_ROWS]
     params: list[Any] = [view.cols.start, view.cols.stop, w, view.grid.pk, s, view.rows.start, view.rows.stop, n, e]
     if filt.reviewed is True:
-        sql.append(f" AND t.id IN ({marks(reviewed)})")
+        sql.append(f" AND t.id IN ({placeholders(reviewed)})")
         params += reviewed
     elif filt.reviewed is False and reviewed:
-        sql.append(f" AND NOT (t.id IN ({marks(reviewed)}))")
+        sql.append(f" AND NOT (t.id IN ({placeholders(reviewed)}))")
         params += reviewed
     if filt.active:  # a reviewed tile is judged on its reviewed state, below
         where, more = filt.where()
-        sql.append(f" AND (({where}) OR t.id IN ({marks(reviewed)}))" if reviewed else f" AND {where}")
+        sql.append(f" AND (({where}) OR t.id IN ({placeholders(reviewed)}))" if reviewed else f" AND {where}")
         params += more + reviewed
     rows = fetch_all("".join(sql), params)
     if reviewed:
@@ -583,7 +578,7 @@ def building_rows(project: Project, filt: BuildingFilter, bbox: Bbox, skip: list
     to run it."""
     w, s, e, n = bbox
     where, params = filt.where()
-    skipped = f" AND NOT (b.id IN ({marks(skip)}))" if skip else ""
+    skipped = f" AND NOT (b.id IN ({placeholders(skip)}))" if skip else ""
     return fetch_all(BUILDING_ROWS.format(where=where, skip=skipped), [project.pk, *params, s, n, w, e, *skip])
 
 

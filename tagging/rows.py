@@ -5,7 +5,7 @@ hot paths select whole rows with plain SQL and load them here exactly as the ORM
 field converters: JSON, dates on SQLite). Imports nothing of the platform's own.
 """
 
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from functools import cache
 from typing import Any
 
@@ -55,3 +55,8 @@ def fetch_all(sql: str, params: dict[str, Any] | list[Any]) -> list[tuple[Any, .
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         return cursor.fetchall()
+
+
+def placeholders(values: Collection[Any]) -> str:
+    """Positional placeholders for an IN list, one per value (SQLite has no arrays): "%s, %s, %s"."""
+    return ", ".join(["%s"] * len(values))

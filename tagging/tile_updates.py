@@ -22,6 +22,7 @@ from django.utils import timezone
 
 from tagging.consensus_store import update_tiles
 from tagging.models import PendingTileUpdate
+from tagging.rows import placeholders
 
 log = logging.getLogger(__name__)
 
@@ -91,11 +92,11 @@ def _update_batch(batch: int) -> tuple[int, bool]:
         # skipped, stays pending, and the vote asks for the next update after it commits.
         locked = list(update_tiles(tile_ids=candidates, skip_locked=True))
         if locked:
-            marks = ", ".join(["%s"] * len(locked))
-            cursor.execute(f"DELETE FROM {table} WHERE tile_id IN ({marks})", locked)
+            ids = placeholders(locked)
+            cursor.execute(f"DELETE FROM {table} WHERE tile_id IN ({ids})", locked)
             # The vote counts, recounted from the votes (they are kept by each vote; this repairs any drift).
             cursor.execute(f"""UPDATE imagery_tile SET vote_count = (
                                    SELECT COUNT(*) FROM tagging_classification c
                                    WHERE c.tile_id = imagery_tile.id AND NOT c.too_fast)
-                               WHERE id IN ({marks})""", locked)
+                               WHERE id IN ({ids})""", locked)
         return len(locked), bool(locked) and len(candidates) == batch
