@@ -256,23 +256,21 @@ UNAVAILABLE = "The database is restarting."
 SETTLED = "() => document.getElementById('consensus-map').dataset.loading === '0'"
 
 
-def answer_unavailable(page, pattern: str) -> None:
-    """The overlays matching pattern answer 503 with the API's error body, as while the database restarts."""
+def map_with_unavailable(browser, base: str, pattern: str):  # noqa: ANN201 (a Playwright context and page)
+    """The coordinator's map, open once its status line says something, with the overlays matching pattern
+    answering 503 with the API's error body, as while the database restarts."""
+    context = browser.new_context(viewport={"width": 1366, "height": 800})
+    page = context.new_page()
+    sign_in(page, base, "coordinator", PASSWORD)
     failure = json.dumps({"error": {"code": "unavailable", "message": UNAVAILABLE}})
     page.route(pattern, lambda route: route.fulfill(status=503, body=failure, content_type="application/json"))
-
-
-def open_map_until_it_says_something(page, base: str) -> None:
     page.goto(f"{base}/projects/demo/map/")
     page.wait_for_function(SETTLED + " && document.getElementById('map-status').textContent !== ''", timeout=15_000)
+    return context, page
 
 
 def test_the_map_says_why_its_overlays_did_not_load(chromium, live_server, coordinated) -> None:  # noqa: F811
-    context = chromium.new_context(viewport={"width": 1366, "height": 800})
-    page = context.new_page()
-    sign_in(page, live_server.url, "coordinator", PASSWORD)
-    answer_unavailable(page, "**/map/*.geojson*")
-    open_map_until_it_says_something(page, live_server.url)
+    context, page = map_with_unavailable(chromium, live_server.url, "**/map/*.geojson*")
     status = page.locator("#map-status")
     assert status.text_content() == f"The map could not load: {UNAVAILABLE}"
     assert "alert" in status.get_attribute("class")
@@ -282,11 +280,7 @@ def test_the_map_says_why_its_overlays_did_not_load(chromium, live_server, coord
 
 def test_an_overlay_failure_stays_said_until_that_overlay_loads(chromium, live_server, coordinated) -> None:  # noqa: F811
     """The tiles fail, then the buildings load: the status line still says the tiles did not, until they do."""
-    context = chromium.new_context(viewport={"width": 1366, "height": 800})
-    page = context.new_page()
-    sign_in(page, live_server.url, "coordinator", PASSWORD)
-    answer_unavailable(page, "**/map/tiles.geojson*")
-    open_map_until_it_says_something(page, live_server.url)
+    context, page = map_with_unavailable(chromium, live_server.url, "**/map/tiles.geojson*")
     status = page.locator("#map-status")
     said = f"The map could not load: {UNAVAILABLE}"
     assert status.text_content() == said
