@@ -125,9 +125,11 @@ def test_a_coordinator_reads_the_consensus_map(chromium, live_server, coordinate
     shot("2-destroyed-only")
     page.select_option("#filter-answer", "")
     wait_for_overlays(page, str(destroyed))
-    page.check("#filter-contested")
+    # None may be contested (no count to wait for): wait for the filtered request itself, not a timer (the page
+    # debounces its reloads, so a fixed pause read the previous count on a slow CI run).
+    with page.expect_response(lambda r: "/map/tiles.geojson" in r.url and "contested=1" in r.url):
+        page.check("#filter-contested")
     page.wait_for_function("document.getElementById('consensus-map').dataset.loading === '0'")
-    page.wait_for_timeout(300)
     contested = int(page.get_attribute("#consensus-map", "data-tiles-drawn"))
     assert contested == labels.filter(contested_q()).count()
     page.uncheck("#filter-contested")
