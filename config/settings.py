@@ -95,6 +95,11 @@ else:
     # whole consensus table (120 ms on a 200,000-tile project) instead of using the index (14 ms; bench.map).
     DATABASES["default"].setdefault("OPTIONS", {})["options"] = (
         f"-c random_page_cost={env.float('DB_RANDOM_PAGE_COST', default=1.1)}")
+    # The volunteers' statements (tagging.rows.cursor(prepare=True)) are prepared once a connection has run them
+    # this many times; "none" turns prepared statements off (a connection pooler in transaction mode that
+    # does not track them, such as PgBouncer before 1.21).
+    _prepare = env.str("DB_PREPARE_THRESHOLD", default="5")
+    DATABASES["default"]["OPTIONS"]["prepare_threshold"] = None if _prepare.lower() == "none" else int(_prepare)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_PASSWORD_VALIDATORS = [
@@ -232,6 +237,8 @@ CACHES = {
     "local": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "process",
               "OPTIONS": {"MAX_ENTRIES": 50_000}},
 }
+if CACHES["default"]["BACKEND"] == "django.core.cache.backends.redis.RedisCache":
+    CACHES["default"]["BACKEND"] = "config.cache.RedisCache"  # one Redis client per pool, not per call
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,

@@ -43,7 +43,8 @@ def access_project(user: AnyUser, slug: str, *, manage: bool = False, coordinate
     """The project, or NotFound when the user may not even see it, NotAllowed when they may not manage
     it (manage=True) or coordinate it (coordinate=True: coordinators, managers, admins)."""
     # Plain SQL (tagging.rows): every request of a volunteer's app starts here.
-    row = rows.fetch_one(f"SELECT {rows.columns(Project, 'p')} FROM tagging_project p WHERE p.slug = %s", [slug])
+    row = rows.fetch_one(f"SELECT {rows.columns(Project, 'p')} FROM tagging_project p WHERE p.slug = %s", [slug],
+                         prepare=True)
     project = rows.instance(Project, iter(row)) if row is not None else None
     if project is None or not can_view_project(user, project):
         raise NotFound(f"There is no project '{slug}' that you can see.")
@@ -62,7 +63,7 @@ def access_tile_to_answer(user: AnyUser, tile_id: int) -> Tile:
     row = rows.fetch_one(f"""
         SELECT {rows.columns(Tile, "t")}, {rows.columns(Grid, "g")}, {rows.columns(Project, "p")}
         FROM imagery_tile t JOIN imagery_grid g ON g.id = t.grid_id JOIN tagging_project p ON p.id = g.project_id
-        WHERE t.id = %s""", [tile_id])
+        WHERE t.id = %s""", [tile_id], prepare=True)
     if row is None:
         raise NotFound(f"There is no tile {tile_id} that you can see.")
     values = iter(row)

@@ -104,7 +104,7 @@ def _volunteer_state(claim: _Claim, exclude: Sequence[int]) -> tuple[int, Assign
             WHERE a.volunteer_id = %(volunteer)s AND a.project_id = %(project)s AND a.expires_at > %(now)s{skip}
               AND NOT EXISTS (SELECT 1 FROM tagging_classification c
                               WHERE c.tile_id = a.tile_id AND c.volunteer_id = %(volunteer)s)
-            ORDER BY a.created_at LIMIT 1) held ON TRUE""", claim.params(cap=cap, **skipped))
+            ORDER BY a.created_at LIMIT 1) held ON TRUE""", claim.params(cap=cap, **skipped), prepare=True)
     assert row is not None  # one row, always
     done, lease_id, is_gold, *tile = row
     if lease_id is None:
@@ -166,7 +166,7 @@ def _lock_candidate(claim: _Claim, *, gold: bool, passed: list[int], window: int
             LIMIT %(window)s)
           AND {kind("t")}
         ORDER BY t.{votes}, t.priority DESC, (t.id * %(salt)s) %% {SHUFFLE_MODULUS}
-        LIMIT 1{lock}""", claim.params(window=window, **skipped))
+        LIMIT 1{lock}""", claim.params(window=window, **skipped), prepare=True)
     return rows.instance(Tile, iter(row)) if row is not None else None
 
 
@@ -188,7 +188,8 @@ def _insert_lease(claim: _Claim, tile: Tile) -> int | None:
         SELECT %(tile)s, %(volunteer)s, %(project)s, %(is_gold)s, %(now)s, %(expires)s
         WHERE {room}
         ON CONFLICT DO NOTHING
-        RETURNING id""", claim.params(tile=tile.pk, is_gold=gold, room=claim.project.redundancy - tile.vote_count))
+        RETURNING id""", claim.params(tile=tile.pk, is_gold=gold, room=claim.project.redundancy - tile.vote_count),
+                         prepare=True)
     return int(row[0]) if row is not None else None
 
 

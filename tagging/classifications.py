@@ -116,7 +116,8 @@ def _lock_tile(tile_id: int, volunteer_id: int) -> _LockedTile:
                (SELECT a.expires_at > a.created_at FROM tagging_assignment a
                 WHERE a.tile_id = t.id AND a.volunteer_id = %(volunteer)s),
                (SELECT c.id FROM tagging_classification c WHERE c.tile_id = t.id AND c.volunteer_id = %(volunteer)s)
-        FROM imagery_tile t WHERE t.id = %(tile)s{lock}""", {"tile": tile_id, "volunteer": volunteer_id})
+        FROM imagery_tile t WHERE t.id = %(tile)s{lock}""", {"tile": tile_id, "volunteer": volunteer_id},
+        prepare=True)
     if row is None:
         raise NotFound(f"There is no tile {tile_id}.")
     status, votes, lease, vote_id = row
@@ -186,7 +187,7 @@ def _store_vote(classification: Classification, locked: _LockedTile, *, retire: 
                              SELECT vote.id, {casts} FROM {vote}, (VALUES {values}) m"""
     if at_once:
         row = rows.fetch_one("WITH " + ", ".join(f"{name} AS ({sql})" for name, sql in steps.items())
-                             + " SELECT id FROM vote", params)
+                             + " SELECT id FROM vote", params, prepare=True)
     else:
         row = rows.fetch_one(steps.pop("vote"), params)
         params["vote"] = row[0] if row else None

@@ -56,7 +56,7 @@ def task_json(assignment: Assignment) -> dict[str, Any]:
     # Dated images, oldest first; never whether the tile is gold, nor anyone's answers.
     images = rows.fetch_all("""
         SELECT i.layer_id, l.date FROM imagery_tileimage i JOIN imagery_imagerylayer l ON l.id = i.layer_id
-        WHERE i.tile_id = %s ORDER BY l.date, i.layer_id""", [tile.pk])
+        WHERE i.tile_id = %s ORDER BY l.date, i.layer_id""", [tile.pk], prepare=True)
     project = assignment.project
     return {
         "tile": {"id": tile.pk, "col": tile.col, "row": tile.row, "size": tile.size,

@@ -44,7 +44,7 @@ def _user_row(key: str) -> tuple[Any, ...]:
     users = get_user_model()
     row = rows.fetch_one(f"SELECT {rows.columns(users, 'u')} FROM {users._meta.db_table} u "
                          f"JOIN {Token._meta.db_table} t ON t.user_id = u.{users._meta.pk.column} "
-                         "WHERE t.key = %s", [key])
+                         "WHERE t.key = %s", [key], prepare=True)
     if row is None:
         raise exceptions.AuthenticationFailed("Invalid token.")
     if settings.TOKEN_CACHE_SECONDS > 0:

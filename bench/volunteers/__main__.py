@@ -240,15 +240,17 @@ def report(run: Run, ceilings: dict[str, list[Outcome]], thinking: list[Outcome]
     vote_rps = max(o.requests_per_s for o in ceilings["vote"])
     best = max(saturated, key=lambda o: o.votes_per_s)
     ratio = best.votes_per_s / vote_rps
-    at_500 = next((o for o in thinking if o.concurrency == 500), thinking[-1])
-    p99_next, p99_submit = at_500.percentiles("next")[1], at_500.percentiles("submit")[1]
+    # The p99 target is read at 500 volunteers, or at the largest level run; a saturation-only run has none.
+    at_500 = next((o for o in thinking if o.concurrency == 500), thinking[-1] if thinking else None)
+    p99_next, p99_submit = (at_500.percentiles("next")[1], at_500.percentiles("submit")[1]) if at_500 else (0, 0)
     print(f"\nceilings: JSON view {json_rps:,.0f} req/s, bare vote view {vote_rps:,.0f} req/s (best level of each)")
     print(f"saturated: {best.votes_per_s:,.0f} votes/s at {best.concurrency} concurrent volunteers "
           f"(2 requests per vote: {best.requests_per_s:,.0f} req/s)")
     print(f"targets: saturated votes/s / bare vote req/s = {ratio:.2f} "
           f"(>= {RATIO_TARGET} {verdict(ratio >= RATIO_TARGET)}); "
-          f"p99 at {at_500.concurrency} volunteers: next-tile {p99_next:.1f} ms, submit {p99_submit:.1f} ms "
-          f"(< {P99_TARGET_MS:g} ms {verdict(max(p99_next, p99_submit) < P99_TARGET_MS)})")
+          + (f"p99 at {at_500.concurrency} volunteers: next-tile {p99_next:.1f} ms, submit {p99_submit:.1f} ms "
+             f"(< {P99_TARGET_MS:g} ms {verdict(max(p99_next, p99_submit) < P99_TARGET_MS)})" if at_500
+             else "no level with think time was run (--volunteers)"))
 
     waited, left = services.wait_for_queue(args.redis_db, timeout=120)
     volunteer_phases = [*thinking, *saturated]
@@ -298,9 +300,10 @@ def report(run: Run, ceilings: dict[str, list[Outcome]], thinking: list[Outcome]
     print("result: " + ("all checks passed" if not failures else "FAILED: " + "; ".join(failures)))
 
     figures = {f"votes_s_{o.concurrency}": f"{o.votes_per_s:.1f}" for o in thinking}
-    figures.update({f"p99_next_ms_{at_500.concurrency}": f"{p99_next:.1f}",
-                    f"p99_submit_ms_{at_500.concurrency}": f"{p99_submit:.1f}",
-                    "saturated_votes_s": f"{best.votes_per_s:.1f}", "json_view_rps": f"{json_rps:.0f}",
+    if at_500:
+        figures.update({f"p99_next_ms_{at_500.concurrency}": f"{p99_next:.1f}",
+                        f"p99_submit_ms_{at_500.concurrency}": f"{p99_submit:.1f}"})
+    figures.update({"saturated_votes_s": f"{best.votes_per_s:.1f}", "json_view_rps": f"{json_rps:.0f}",
                     "bare_vote_rps": f"{vote_rps:.0f}", "ratio_vs_bare_vote": f"{ratio:.2f}",
                     "checks": "ok" if not failures else "failed"})
     print(" ".join(f"{k}={v}" for k, v in figures.items()))

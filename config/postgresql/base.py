@@ -13,12 +13,37 @@ query then fails, and Django closes it at the end of that request.
 """
 
 import select
+from typing import Any
 
-from django.db.backends.postgresql import base
-from psycopg import pq
+from django.db.backends.postgresql import base, operations
+from django.db.backends.utils import CursorWrapper
+from psycopg import errors, pq
+
+
+class DatabaseOperations(operations.DatabaseOperations):
+    def last_executed_query(self, cursor: Any, sql: str, params: Any) -> str | None:
+        """The statement with its values, for the query log, from a prepared_cursor() too (Django reads it
+        from the client-side cursor's buffer, which a server-binding cursor leaves empty)."""
+        if isinstance(cursor, base.ServerBindingCursor) and not self.connection.features.uses_server_side_binding:
+            try:
+                return self.compose_sql(sql, params)
+            except errors.DataError:
+                return None
+        return super().last_executed_query(cursor, sql, params)
 
 
 class DatabaseWrapper(base.DatabaseWrapper):
+    ops_class = DatabaseOperations
+
+    def prepared_cursor(self) -> CursorWrapper:
+        """A cursor that binds parameters on the server (Django's default binds them in the client, which
+        cannot prepare), so psycopg prepares each statement once it has run prepare_threshold times on the
+        connection (OPTIONS; settings.py). Wrapped as Django wraps its own cursors: errors, transactions and
+        the query log (the tests' query counts) work as for any other query."""
+        self.ensure_connection()
+        with self.wrap_database_errors:
+            return self._prepare_cursor(base.ServerBindingCursor(self.connection))
+
     def is_usable(self) -> bool:
         connection = self.connection
         if connection is None or connection.closed:

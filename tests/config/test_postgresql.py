@@ -1,13 +1,17 @@
-"""config.postgresql: a quiet connection passes its health check without a round trip; a dead one is replaced."""
+"""config.postgresql: a quiet connection passes its health check without a round trip; a dead one is replaced;
+the volunteers' statements are prepared (tagging.rows.cursor(prepare=True)), others are not."""
 
 import time
 from collections.abc import Iterator
 from unittest import mock
 
 import pytest
-from django.db import connection, connections
+from django.db import IntegrityError, connection, connections, transaction
 from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.backends.postgresql import base as django_postgresql
+from django.test.utils import CaptureQueriesContext
+
+from tagging import rows
 
 pytestmark = [
     pytest.mark.django_db,
@@ -64,3 +68,34 @@ def test_a_connection_inside_a_transaction_is_asked(other, select_1) -> None:
     other.connection.execute("BEGIN")
     assert other.is_usable()
     assert select_1.call_count == 1
+
+
+def prepared(wrapper: BaseDatabaseWrapper) -> list[str]:
+    with wrapper.cursor() as cursor:
+        cursor.execute("SELECT statement FROM pg_prepared_statements")
+        return [row[0] for row in cursor.fetchall()]
+
+
+def test_a_statement_run_a_few_times_with_prepare_is_prepared_and_others_are_not(other) -> None:
+    threshold = other.connection.prepare_threshold
+    assert threshold is not None  # settings: DB_PREPARE_THRESHOLD, 5 unless set
+    with mock.patch.object(rows, "connection", other):  # the module's connection, as a web process uses it
+        for n in range(threshold + 1):
+            assert rows.fetch_one("SELECT %s::int + 1 AS prepared_one", [n], prepare=True) == (n + 1,)
+            assert rows.fetch_one("SELECT %s::int + 2 AS client_side", [n]) == (n + 2,)
+    statements = prepared(other)
+    assert any("prepared_one" in sql and "$1" in sql for sql in statements), statements
+    assert not any("client_side" in sql for sql in statements)
+
+
+def test_prepared_statements_are_in_the_query_log_with_their_values() -> None:
+    with CaptureQueriesContext(connection) as queries:
+        assert rows.fetch_one("SELECT %s::int * 3 AS tripled", [14], prepare=True) == (42,)
+    assert "SELECT 14::int * 3 AS tripled" in queries.captured_queries[-1]["sql"]
+
+
+def test_prepare_errors_are_djangos() -> None:
+    """A constraint broken through a prepared cursor raises Django's IntegrityError (votes rely on it)."""
+    with pytest.raises(IntegrityError), transaction.atomic():
+        rows.fetch_one("INSERT INTO auth_group (name) VALUES (%s), (%s) RETURNING id", ["twice", "twice"],
+                       prepare=True)

@@ -1,0 +1,36 @@
+"""The shared cache on Redis: Django's backend, with one Redis client per connection pool.
+
+Django's RedisCacheClient builds a new redis.Redis for every call. Building one fills its table
+of some 200 response callbacks, which costs more of the process's time than the round trip to
+Redis itself; the submit throttle (tagging.tasks_api) makes one call on every vote
+(bench.volunteers). A redis.Redis is safe to share between threads (its pool hands each command
+a connection of its own) and across a fork (the pool notices the new process and reconnects).
+"""
+
+import threading
+from typing import Any
+
+from django.core.cache.backends import redis
+
+
+class RedisCacheClient(redis.RedisCacheClient):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._clients: dict[int, Any] = {}
+        self._lock = threading.Lock()
+
+    def get_client(self, key: Any = None, *, write: bool = False) -> Any:
+        index = self._get_connection_pool_index(write)
+        client = self._clients.get(index)
+        if client is None:
+            with self._lock:
+                if index not in self._clients:
+                    self._clients[index] = self._client(connection_pool=self._get_connection_pool(write))
+                client = self._clients[index]
+        return client
+
+
+class RedisCache(redis.RedisCache):
+    def __init__(self, server: str, params: dict[str, Any]) -> None:
+        super().__init__(server, params)
+        self._class = RedisCacheClient
