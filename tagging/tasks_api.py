@@ -12,7 +12,6 @@ from rest_framework.views import APIView
 
 from config.errors import NotFound
 from imagery.models import Tile
-from tagging import rows
 from tagging.access import access_project, access_tile_to_answer
 from tagging.assignment import next_tile_for, renew_lease
 from tagging.classifications import MarkInput, gold_feedback, record_classification
@@ -53,10 +52,8 @@ def lease_json(assignment: Assignment) -> dict[str, Any]:
 
 def task_json(assignment: Assignment) -> dict[str, Any]:
     tile: Tile = assignment.tile
-    # Dated images, oldest first; never whether the tile is gold, nor anyone's answers.
-    images = rows.fetch_all("""
-        SELECT i.layer_id, l.date FROM imagery_tileimage i JOIN imagery_imagerylayer l ON l.id = i.layer_id
-        WHERE i.tile_id = %s ORDER BY l.date, i.layer_id""", [tile.pk], prepare=True)
+    # Dated images, oldest first (next_tile_for loads them); never whether the tile is gold, nor anyone's answers.
+    images = assignment.images
     project = assignment.project
     return {
         "tile": {"id": tile.pk, "col": tile.col, "row": tile.row, "size": tile.size,
