@@ -1,5 +1,6 @@
 """Recording a volunteer's answer on a tile, exactly once."""
 
+import contextlib
 import logging
 from dataclasses import dataclass
 from typing import Any
@@ -71,13 +72,17 @@ def record_classification(*, volunteer: AbstractBaseUser, tile: Tile, answer: st
     project = tile.grid.project
     too_fast = seconds is not None and seconds < settings.MIN_SECONDS_PER_TILE
     try:
+        if connection.vendor == "postgresql":
+            return _record_in_one_statement(volunteer=volunteer, tile=tile, answer=answer, marks=marks,
+                                            seconds=seconds, source=source, imported=imported, too_fast=too_fast)
         with transaction.atomic():
             locked = _lock_tile(tile.pk, volunteer.pk)
             if locked.vote_id is not None:
                 return _stored(Classification.objects.get(pk=locked.vote_id)), False
             layers = check_classification(project=project, tile=tile, answer=answer, marks=marks, seconds=seconds)
-            if not imported:
-                _check_allowed(locked, project)
+            refusal = None if imported else _refusal(locked, project)
+            if refusal is not None:
+                raise _conflict(refusal, project)
             classification = Classification(
                 project=project, tile=tile, volunteer=volunteer, answer=answer, seconds=seconds, too_fast=too_fast,
                 is_gold=locked.status == Tile.Status.GOLD, source=source, created_at=timezone.now())
@@ -90,6 +95,44 @@ def record_classification(*, volunteer: AbstractBaseUser, tile: Tile, answer: st
     except IntegrityError:
         # Two identical submits raced: the other one won; return what it stored.
         return _stored(Classification.objects.get(volunteer=volunteer, tile=tile)), False
+    return classification, True
+
+
+def _record_in_one_statement(*, volunteer: AbstractBaseUser, tile: Tile, answer: str, marks: list[MarkInput],
+                             seconds: float | None, source: str, imported: bool,
+                             too_fast: bool) -> tuple[Classification, bool]:
+    """record_classification on PostgreSQL: the lock, the checks and the writes in one round trip,
+    tagging_cast_vote() (migration 0010). The input is checked first, so a replay is checked too."""
+    project = tile.grid.project
+    layers = check_classification(project=project, tile=tile, answer=answer, marks=marks, seconds=seconds)
+    classification = Classification(project=project, tile=tile, volunteer=volunteer, answer=answer, seconds=seconds,
+                                    too_fast=too_fast, source=source, created_at=timezone.now())
+    classification.mark_rows = [_mark(classification, tile, mark, layers) for mark in marks]
+    params = {"tile": tile.pk, "volunteer": volunteer.pk, "project": project.pk, "check": not imported,
+              "active": project.status == Project.Status.ACTIVE, "redundancy": project.redundancy, "answer": answer,
+              "seconds": seconds, "too_fast": too_fast, "source": source, "created_at": classification.created_at,
+              "pending": not imported}
+    params.update({field: [getattr(mark, field) for mark in classification.mark_rows] for field in MARK_FIELDS})
+    # Inside a transaction (imports, tests) a savepoint, so that a refused insert (a replay racing) does not
+    # break it; otherwise the statement is its own transaction.
+    with transaction.atomic() if connection.in_atomic_block else contextlib.nullcontext():
+        outcome, vote_id, is_gold = rows.fetch_one("""
+            SELECT * FROM tagging_cast_vote(
+                %(tile)s::bigint, %(volunteer)s::integer, %(project)s::bigint, %(check)s::boolean,
+                %(active)s::boolean, %(redundancy)s::integer, %(answer)s::text, %(seconds)s::double precision,
+                %(too_fast)s::boolean, %(source)s::text, %(created_at)s::timestamptz, %(pending)s::boolean,
+                %(x)s::double precision[], %(y)s::double precision[], %(ground_x)s::double precision[],
+                %(ground_y)s::double precision[], %(layer_id)s::bigint[])""", params, prepare=True)
+    if outcome == "no_tile":
+        raise NotFound(f"There is no tile {tile.pk}.")
+    if outcome == "replay":
+        return _stored(Classification.objects.get(pk=vote_id)), False
+    if outcome != "stored":
+        raise _conflict(outcome, project)
+    classification.pk, classification.is_gold = vote_id, is_gold
+    classification._state.adding, classification._state.db = False, connection.alias
+    if not imported:
+        transaction.on_commit(tile_updates.schedule_update)
     return classification, True
 
 
@@ -124,19 +167,29 @@ def _lock_tile(tile_id: int, volunteer_id: int) -> _LockedTile:
     return _LockedTile(status, votes, None if lease is None else bool(lease), vote_id)
 
 
-def _check_allowed(tile: _LockedTile, project: Project) -> None:
+def _refusal(tile: _LockedTile, project: Project) -> str | None:
+    """Why the voter may not answer the locked tile (a key of _conflict), or None when they may."""
     if project.status != Project.Status.ACTIVE:
-        raise Conflict(f"The project '{project.slug}' is {project.status}, not open for tagging.")
+        return "inactive"
     if tile.lease is False:
+        return "practice"
+    if tile.lease:
+        return None  # leased to them: their answer counts even if the lease has just lapsed
+    if tile.status == Tile.Status.OPEN and tile.vote_count < project.redundancy:
+        return None
+    return "not_given"
+
+
+def _conflict(refusal: str, project: Project) -> Conflict:
+    """The error of a refusal: _refusal's, or tagging_cast_vote's outcome on PostgreSQL."""
+    if refusal == "inactive":
+        return Conflict(f"The project '{project.slug}' is {project.status}, not open for tagging.")
+    if refusal == "practice":
         # The tutorial showed this tile with its answer (a practice or example tile): a vote on it would
         # score the volunteer on an answer they were told.
-        raise Conflict("You saw this tile's answer in the tutorial, so your answer on it cannot count as a vote; "
-                       "ask for the next tile.", code="practice_tile")
-    if tile.lease:
-        return  # leased to them: their answer counts even if the lease has just lapsed
-    if tile.status == Tile.Status.OPEN and tile.vote_count < project.redundancy:
-        return
-    raise Conflict("This tile was not given to you and needs no more votes; ask for the next tile.")
+        return Conflict("You saw this tile's answer in the tutorial, so your answer on it cannot count as a vote; "
+                        "ask for the next tile.", code="practice_tile")
+    return Conflict("This tile was not given to you and needs no more votes; ask for the next tile.")
 
 
 def _mark(classification: Classification, tile: Tile, mark: MarkInput, layers: dict[str, ImageryLayer]) -> Mark:
@@ -154,47 +207,36 @@ MARK_FIELDS = ("x", "y", "ground_x", "ground_y", "layer_id")
 def _store_vote(classification: Classification, locked: _LockedTile, *, retire: bool, pending: bool) -> None:
     """Insert the classification and its marks, count it on the tile (unless too fast; retiring the tile when
     `retire`), let the voter's lease lapse and mark the tile for a consensus update (when `pending`), under
-    the tile's row lock. Sets classification.pk.
-
-    Plain statements (tagging.rows); on PostgreSQL one statement, the steps as data-modifying WITH
-    queries: a vote is then four round trips to the database (BEGIN, the lock, this, COMMIT).
+    the tile's row lock. Sets classification.pk. Plain statements (tagging.rows), one per step (SQLite;
+    PostgreSQL runs tagging_cast_vote instead).
     """
-    at_once = connection.vendor == "postgresql"
     adapt = connection.ops.adapt_datetimefield_value
     params: dict[str, Any] = {field: getattr(classification, field) for field in VOTE_FIELDS}
     params.update(created_at=adapt(classification.created_at), retired=Tile.Status.RETIRED)
-    steps = {"vote": f"""INSERT INTO tagging_classification ({", ".join(VOTE_FIELDS)})
-                         VALUES ({", ".join(f"%({field})s" for field in VOTE_FIELDS)}) RETURNING id"""}
+    row = rows.fetch_one(f"""INSERT INTO tagging_classification ({", ".join(VOTE_FIELDS)})
+                             VALUES ({", ".join(f"%({field})s" for field in VOTE_FIELDS)}) RETURNING id""", params)
+    assert row is not None
+    params["vote"] = row[0]
+    steps = []
     if not classification.too_fast:
-        steps["counted"] = ("UPDATE imagery_tile SET vote_count = vote_count + 1"
-                            f"{', status = %(retired)s' if retire else ''} WHERE id = %(tile_id)s")
+        steps.append("UPDATE imagery_tile SET vote_count = vote_count + 1"
+                     f"{', status = %(retired)s' if retire else ''} WHERE id = %(tile_id)s")
     if locked.lease:
-        steps["lapsed"] = """UPDATE tagging_assignment SET expires_at = %(created_at)s
-                             WHERE volunteer_id = %(volunteer_id)s AND tile_id = %(tile_id)s
-                               AND expires_at > %(created_at)s"""
+        steps.append("""UPDATE tagging_assignment SET expires_at = %(created_at)s
+                        WHERE volunteer_id = %(volunteer_id)s AND tile_id = %(tile_id)s
+                          AND expires_at > %(created_at)s""")
     if pending:
-        steps["pending"] = tile_updates.PENDING_SQL
+        steps.append(tile_updates.PENDING_SQL)
     if classification.mark_rows:
         params.update({f"m{n}_{field}": getattr(mark, field) for n, mark in enumerate(classification.mark_rows)
                        for field in MARK_FIELDS})
         values = ", ".join(f"({', '.join(f'%(m{n}_{field})s' for field in MARK_FIELDS)})"
                            for n in range(len(classification.mark_rows)))
-        # A VALUES list names its columns column1, column2...; the casts type its NULLs on PostgreSQL.
-        casts = ", ".join(f"CAST(m.column{i} AS {'bigint' if field == 'layer_id' else 'double precision'})"
-                          for i, field in enumerate(MARK_FIELDS, 1))
-        vote = "vote" if at_once else "(SELECT %(vote)s AS id) vote"  # the WITH query's row, or the id inserted
-        steps["marks"] = f"""INSERT INTO tagging_mark (classification_id, {", ".join(MARK_FIELDS)})
-                             SELECT vote.id, {casts} FROM {vote}, (VALUES {values}) m"""
-    if at_once:
-        row = rows.fetch_one("WITH " + ", ".join(f"{name} AS ({sql})" for name, sql in steps.items())
-                             + " SELECT id FROM vote", params, prepare=True)
-    else:
-        row = rows.fetch_one(steps.pop("vote"), params)
-        params["vote"] = row[0] if row else None
-        with connection.cursor() as cursor:
-            for sql in steps.values():
-                cursor.execute(sql, params)
-    assert row is not None
+        steps.append(f"""INSERT INTO tagging_mark (classification_id, {", ".join(MARK_FIELDS)})
+                         SELECT %(vote)s, m.* FROM (VALUES {values}) m""")
+    with connection.cursor() as cursor:
+        for sql in steps:
+            cursor.execute(sql, params)
     classification.pk = row[0]
     classification._state.adding = False
     classification._state.db = connection.alias

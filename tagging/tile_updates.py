@@ -30,7 +30,7 @@ UPDATE_DELAY_S = 0.5  # how long a vote's tile may wait for its consensus update
 BATCH = 200  # tiles re-scored in one transaction
 MAX_BATCHES = 50  # per task; a task that leaves tiles pending publishes the next one
 PENDING_SQL = f"""INSERT INTO {PendingTileUpdate._meta.db_table} (tile_id, since) VALUES (%(tile_id)s, %(created_at)s)
-                  ON CONFLICT DO NOTHING"""  # a step of the vote's statement (tagging.classifications)
+                  ON CONFLICT DO NOTHING"""  # a step of a vote on SQLite; tagging_cast_vote writes it on PostgreSQL
 
 _scheduled_until = 0.0  # time.monotonic() before which a task already published will start
 _schedule_lock = threading.Lock()

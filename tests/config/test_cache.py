@@ -3,10 +3,12 @@ as Django's. The tests' own cache is in memory (conftest), so these build one on
 
 import os
 import threading
+from unittest import mock
 
 import pytest
 
 from config.cache import RedisCache
+from tagging.tasks_api import ClassificationCreate, CountingRateThrottle
 
 pytestmark = pytest.mark.skipif(not os.environ.get("CACHE_URL", "").startswith("redis://"),
                                 reason="a Redis server (CACHE_URL=redis://...)")
@@ -35,3 +37,26 @@ def test_the_cache_still_counts_and_expires(cache) -> None:
     assert cache.get("counter") == 2
     assert cache.touch("counter", 0)  # expires at once
     assert cache.get("counter") is None
+
+
+def test_a_window_counts_from_one_and_expires(cache) -> None:
+    cache.delete("window")
+    assert [cache.count_in_window("window", 30) for _ in range(3)] == [1, 2, 3]
+    ttl = cache._cache.get_client(write=True).ttl(cache.make_key("window"))
+    assert 0 < ttl <= 30  # the counter expires: the window ends
+    assert cache.get("window") == 3  # Django reads the counter too
+    cache.delete("window")
+    assert cache.count_in_window("window", 30) == 1  # a new window
+
+
+def test_the_submit_throttle_counts_its_window_in_one_call_on_redis(cache, rf) -> None:
+    throttle = CountingRateThrottle()
+    throttle.cache = cache
+    view = ClassificationCreate()
+    request = rf.post("/")
+    request.user = type("User", (), {"is_authenticated": True, "pk": 987654})()
+    cache.delete(throttle.cache_format % {"scope": "submit", "ident": 987654})
+    with mock.patch.object(cache._cache, "incr", side_effect=AssertionError("Django's incr: two round trips")):
+        allowed = [throttle.allow_request(request, view) for _ in range(3)]
+    assert allowed == [True, True, True]
+    assert cache.get(throttle.cache_format % {"scope": "submit", "ident": 987654}) == 3
