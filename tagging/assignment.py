@@ -86,7 +86,7 @@ def dated_images(tile_id: int) -> list[tuple[int, Any]]:
     """(layer id, date) of each image of the tile, oldest first."""
     return [tuple(row) for row in rows.fetch_all("""
         SELECT i.layer_id, l.date FROM imagery_tileimage i JOIN imagery_imagerylayer l ON l.id = i.layer_id
-        WHERE i.tile_id = %s ORDER BY l.date, i.layer_id""", [tile_id], prepare=True)]
+        WHERE i.tile_id = %s ORDER BY l.date, i.layer_id""", [tile_id])]
 
 
 def _next_in_one_statement(claim: "_Claim", exclude: Sequence[int], *, gold_draw: float) -> Assignment | None:
@@ -154,7 +154,7 @@ def _volunteer_state(claim: _Claim, exclude: Sequence[int]) -> tuple[int, Assign
             WHERE a.volunteer_id = %(volunteer)s AND a.project_id = %(project)s AND a.expires_at > %(now)s{skip}
               AND NOT EXISTS (SELECT 1 FROM tagging_classification c
                               WHERE c.tile_id = a.tile_id AND c.volunteer_id = %(volunteer)s)
-            ORDER BY a.created_at LIMIT 1) held ON TRUE""", claim.params(cap=cap, **skipped), prepare=True)
+            ORDER BY a.created_at LIMIT 1) held ON TRUE""", claim.params(cap=cap, **skipped))
     assert row is not None  # one row, always
     done, lease_id, is_gold, *tile = row
     if lease_id is None:
@@ -216,7 +216,7 @@ def _lock_candidate(claim: _Claim, *, gold: bool, passed: list[int], window: int
             LIMIT %(window)s)
           AND {kind("t")}
         ORDER BY t.{votes}, t.priority DESC, (t.id * %(salt)s) %% {SHUFFLE_MODULUS}
-        LIMIT 1{lock}""", claim.params(window=window, **skipped), prepare=True)
+        LIMIT 1{lock}""", claim.params(window=window, **skipped))
     return rows.instance(Tile, iter(row)) if row is not None else None
 
 
@@ -238,8 +238,7 @@ def _insert_lease(claim: _Claim, tile: Tile) -> int | None:
         SELECT %(tile)s, %(volunteer)s, %(project)s, %(is_gold)s, %(now)s, %(expires)s
         WHERE {room}
         ON CONFLICT DO NOTHING
-        RETURNING id""", claim.params(tile=tile.pk, is_gold=gold, room=claim.project.redundancy - tile.vote_count),
-                         prepare=True)
+        RETURNING id""", claim.params(tile=tile.pk, is_gold=gold, room=claim.project.redundancy - tile.vote_count))
     return int(row[0]) if row is not None else None
 
 

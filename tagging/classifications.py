@@ -73,8 +73,9 @@ def record_classification(*, volunteer: AbstractBaseUser, tile: Tile, answer: st
     too_fast = seconds is not None and seconds < settings.MIN_SECONDS_PER_TILE
     try:
         if connection.vendor == "postgresql":
-            return _record_in_one_statement(volunteer=volunteer, tile=tile, answer=answer, marks=marks,
-                                            seconds=seconds, source=source, imported=imported, too_fast=too_fast)
+            return _record_in_one_statement(volunteer=volunteer, tile=tile, project=project, answer=answer,
+                                            marks=marks, seconds=seconds, source=source, imported=imported,
+                                            too_fast=too_fast)
         with transaction.atomic():
             locked = _lock_tile(tile.pk, volunteer.pk)
             if locked.vote_id is not None:
@@ -98,12 +99,12 @@ def record_classification(*, volunteer: AbstractBaseUser, tile: Tile, answer: st
     return classification, True
 
 
-def _record_in_one_statement(*, volunteer: AbstractBaseUser, tile: Tile, answer: str, marks: list[MarkInput],
-                             seconds: float | None, source: str, imported: bool,
+def _record_in_one_statement(*, volunteer: AbstractBaseUser, tile: Tile, project: Project, answer: str,
+                             marks: list[MarkInput], seconds: float | None, source: str, imported: bool,
                              too_fast: bool) -> tuple[Classification, bool]:
     """record_classification on PostgreSQL: the lock, the checks and the writes in one round trip,
-    tagging_cast_vote() (migration 0010). The input is checked first, so a replay is checked too."""
-    project = tile.grid.project
+    tagging_cast_vote() (migration 0010). The input is checked before the tile is locked, so a replay's input
+    is checked too (on SQLite a replay returns the stored vote first; the same input passed then)."""
     layers = check_classification(project=project, tile=tile, answer=answer, marks=marks, seconds=seconds)
     classification = Classification(project=project, tile=tile, volunteer=volunteer, answer=answer, seconds=seconds,
                                     too_fast=too_fast, source=source, created_at=timezone.now())
@@ -152,15 +153,14 @@ class _LockedTile:
 
 
 def _lock_tile(tile_id: int, volunteer_id: int) -> _LockedTile:
-    """One statement: lock the tile's row (PostgreSQL; SQLite's writers are serialized) and read the voter's state."""
-    lock = " FOR UPDATE OF t" if connection.features.has_select_for_update_of else ""
-    row = rows.fetch_one(f"""
+    """One statement: the tile's row and the voter's state on it. SQLite serializes writers, so the tile is as
+    locked as on PostgreSQL, where tagging_cast_vote reads the same under FOR UPDATE."""
+    row = rows.fetch_one("""
         SELECT t.status, t.vote_count,
                (SELECT a.expires_at > a.created_at FROM tagging_assignment a
                 WHERE a.tile_id = t.id AND a.volunteer_id = %(volunteer)s),
                (SELECT c.id FROM tagging_classification c WHERE c.tile_id = t.id AND c.volunteer_id = %(volunteer)s)
-        FROM imagery_tile t WHERE t.id = %(tile)s{lock}""", {"tile": tile_id, "volunteer": volunteer_id},
-        prepare=True)
+        FROM imagery_tile t WHERE t.id = %(tile)s""", {"tile": tile_id, "volunteer": volunteer_id})
     if row is None:
         raise NotFound(f"There is no tile {tile_id}.")
     status, votes, lease, vote_id = row
