@@ -22,6 +22,11 @@ from tagging import api as tagging_api
 from tagging import views as tagging_views
 
 api = [
+    path("projects/<slug:slug>/tasks/next/", tasks_api.NextTask.as_view(), name="task-next"),
+    path("leases/<int:lease_id>/renew/", tasks_api.RenewLease.as_view(), name="lease-renew"),
+    # POST: a volunteer's answer (tasks_api.ClassificationCreate); GET: who said what, for coordinators.
+    path("tiles/<int:tile_id>/classifications/", consensus_api.TileClassifications.as_view(),
+         name="classification-create"),
     path("auth/token/", tagging_api.TokenView.as_view(), name="api-token"),
     path("projects/", tagging_api.ProjectList.as_view(), name="project-list"),
     path("projects/<slug:slug>/", tagging_api.ProjectDetail.as_view(), name="project-detail"),
@@ -31,11 +36,6 @@ api = [
     path("layers/<int:layer_id>/retry/", imagery_api.LayerRetry.as_view(), name="layer-retry"),
     path("tiles/<int:tile_id>/", imagery_api.TileDetail.as_view(), name="tile-detail"),
     path("tiles/<int:tile_id>/images/<int:layer_id>/", imagery_api.TileImageView.as_view(), name="tile-image"),
-    path("projects/<slug:slug>/tasks/next/", tasks_api.NextTask.as_view(), name="task-next"),
-    path("leases/<int:lease_id>/renew/", tasks_api.RenewLease.as_view(), name="lease-renew"),
-    # POST: a volunteer's answer (tasks_api.ClassificationCreate); GET: who said what, for coordinators.
-    path("tiles/<int:tile_id>/classifications/", consensus_api.TileClassifications.as_view(),
-         name="classification-create"),
     path("projects/<slug:slug>/consensus/", consensus_api.ConsensusSummary.as_view(), name="consensus-summary"),
     path("projects/<slug:slug>/consensus/tiles.geojson", consensus_api.TilesGeoJSON.as_view(),
          name="consensus-tiles-geojson"),
@@ -92,6 +92,9 @@ api = [
 ]
 
 urlpatterns = [
+    # First: Django tries the patterns in order, and the volunteers' API answers two requests per vote (the
+    # hot ones lead its list). No page's path starts with api/.
+    path("api/v1/", include(api)),
     path("", tagging_views.home, name="home"),
     path("projects/new/", manage_views.project_new_page, name="project-new-page"),  # before the slug pattern
     path("projects/<slug:slug>/", tagging_views.project_page, name="project-page"),
@@ -113,5 +116,4 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("accounts/", include("allauth.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
-    path("api/v1/", include(api)),
 ]
