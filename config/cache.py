@@ -3,8 +3,9 @@
 Django's RedisCacheClient builds a new redis.Redis for every call. Building one fills its table
 of some 200 response callbacks, which took about as much of the process's time as the command
 itself in a profile of a vote (about 5% of its Python time); the submit throttle
-(tagging.tasks_api) makes one call on every vote. A redis.Redis is safe to share between threads (its pool hands each command
-a connection of its own) and across a fork (the pool notices the new process and reconnects).
+(tagging.tasks_api) makes one call on every vote. A redis.Redis is safe to share between threads
+(its pool hands each command a connection of its own) and across a fork (the pool notices the new
+process and reconnects).
 """
 
 import threading
