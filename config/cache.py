@@ -35,13 +35,20 @@ class RedisCache(redis.RedisCache):
     def __init__(self, server: str, params: dict[str, Any]) -> None:
         super().__init__(server, params)
         self._class = RedisCacheClient
+        self._count_script: Any = None  # redis.commands.core.Script, made with the first client
 
     def count_in_window(self, key: str, seconds: int) -> int:
         """Add one to the key's counter and return it; a counter that does not exist starts at 1 and expires
-        `seconds` later. One round trip, atomic (MULTI: SET NX EX, INCR): Django's add, incr and touch take
-        two to four, and a counter that expires between them is made anew without an expiry."""
+        `seconds` later. One command, atomic (a script: SET NX EX, INCR): Django's add, incr and touch take
+        two to four round trips, and a counter that expires between them is made anew without an expiry.
+        A script is one EVALSHA; a MULTI pipeline of the same two commands cost the process about three
+        times as much Python (an in-process profile of a vote)."""
         key = self.make_and_validate_key(key)
-        with self._cache.get_client(key, write=True).pipeline(transaction=True) as pipe:
-            pipe.set(key, 0, ex=seconds, nx=True)
-            pipe.incr(key)
-            return int(pipe.execute()[1])
+        client = self._cache.get_client(key, write=True)
+        if self._count_script is None:
+            self._count_script = client.register_script(COUNT_IN_WINDOW)
+        return int(self._count_script(keys=[key], args=[seconds], client=client))
+
+
+COUNT_IN_WINDOW = """redis.call('SET', KEYS[1], 0, 'EX', ARGV[1], 'NX')
+return redis.call('INCR', KEYS[1])"""

@@ -238,16 +238,18 @@ def report(run: Run, ceilings: dict[str, list[Outcome]], thinking: list[Outcome]
     everything = [*ceilings["json"], *ceilings["vote"], *thinking, *saturated]
     json_rps = max(o.requests_per_s for o in ceilings["json"])
     vote_rps = max(o.requests_per_s for o in ceilings["vote"])
-    best = max(saturated, key=lambda o: o.votes_per_s)
-    ratio = best.votes_per_s / vote_rps
+    best = max(saturated, key=lambda o: o.votes_per_s) if saturated else None  # none with --saturation ""
+    ratio = best.votes_per_s / vote_rps if best else 0.0
     # The p99 target is read at 500 volunteers, or at the largest level run; a saturation-only run has none.
     at_500 = next((o for o in thinking if o.concurrency == 500), thinking[-1] if thinking else None)
     p99_next, p99_submit = (at_500.percentiles("next")[1], at_500.percentiles("submit")[1]) if at_500 else (0, 0)
     print(f"\nceilings: JSON view {json_rps:,.0f} req/s, bare vote view {vote_rps:,.0f} req/s (best level of each)")
-    print(f"saturated: {best.votes_per_s:,.0f} votes/s at {best.concurrency} concurrent volunteers "
-          f"(2 requests per vote: {best.requests_per_s:,.0f} req/s)")
-    print(f"targets: saturated votes/s / bare vote req/s = {ratio:.2f} "
-          f"(>= {RATIO_TARGET} {verdict(ratio >= RATIO_TARGET)}); "
+    if best:
+        print(f"saturated: {best.votes_per_s:,.0f} votes/s at {best.concurrency} concurrent volunteers "
+              f"(2 requests per vote: {best.requests_per_s:,.0f} req/s)")
+    print("targets: " + (f"saturated votes/s / bare vote req/s = {ratio:.2f} "
+                         f"(>= {RATIO_TARGET} {verdict(ratio >= RATIO_TARGET)}); " if best
+                         else "no saturation level was run (--saturation); ")
           + (f"p99 at {at_500.concurrency} volunteers: next-tile {p99_next:.1f} ms, submit {p99_submit:.1f} ms "
              f"(< {P99_TARGET_MS:g} ms {verdict(max(p99_next, p99_submit) < P99_TARGET_MS)})" if at_500
              else "no level with think time was run (--volunteers)"))
@@ -303,8 +305,9 @@ def report(run: Run, ceilings: dict[str, list[Outcome]], thinking: list[Outcome]
     if at_500:
         figures.update({f"p99_next_ms_{at_500.concurrency}": f"{p99_next:.1f}",
                         f"p99_submit_ms_{at_500.concurrency}": f"{p99_submit:.1f}"})
-    figures.update({"saturated_votes_s": f"{best.votes_per_s:.1f}", "json_view_rps": f"{json_rps:.0f}",
-                    "bare_vote_rps": f"{vote_rps:.0f}", "ratio_vs_bare_vote": f"{ratio:.2f}",
+    if best:
+        figures.update({"saturated_votes_s": f"{best.votes_per_s:.1f}", "ratio_vs_bare_vote": f"{ratio:.2f}"})
+    figures.update({"json_view_rps": f"{json_rps:.0f}", "bare_vote_rps": f"{vote_rps:.0f}",
                     "checks": "ok" if not failures else "failed"})
     print(" ".join(f"{k}={v}" for k, v in figures.items()))
     return 1 if failures else 0

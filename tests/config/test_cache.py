@@ -60,3 +60,10 @@ def test_the_submit_throttle_counts_its_window_in_one_call_on_redis(cache, rf) -
         allowed = [throttle.allow_request(request, view) for _ in range(3)]
     assert allowed == [True, True, True]
     assert cache.get(throttle.cache_format % {"scope": "submit", "ident": 987654}) == 3
+
+
+def test_a_window_still_counts_after_redis_forgets_the_script(cache) -> None:
+    cache.delete("window")
+    assert cache.count_in_window("window", 30) == 1
+    cache._cache.get_client(write=True).script_flush()  # a restarted Redis holds no scripts
+    assert cache.count_in_window("window", 30) == 2

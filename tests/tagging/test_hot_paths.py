@@ -111,3 +111,13 @@ def test_a_change_made_elsewhere_reaches_a_remembered_token_within_its_time(volu
     clock[0] += settings.TOKEN_CACHE_SECONDS
     inactive = api.get("/api/v1/projects/raqqa/me/")
     assert inactive.status_code == 403 and "inactive" in inactive.json()["error"]["message"]
+
+
+def test_next_tile_and_submit_answer_json_whatever_the_client_accepts(volunteer) -> None:
+    project_with_tiles()
+    api = APIClient(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=volunteer).key}", HTTP_ACCEPT="text/html")
+    task = api.post("/api/v1/projects/raqqa/tasks/next/")
+    assert task.status_code == 200 and task["Content-Type"] == "application/json"
+    vote = api.post(f"/api/v1/tiles/{task.json()['tile']['id']}/classifications/", {"answer": "destroyed"},
+                    format="json")
+    assert vote.status_code == 201 and vote.json()["answer"] == "destroyed"
