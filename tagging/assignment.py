@@ -99,8 +99,7 @@ def _next_in_one_statement(claim: "_Claim", exclude: Sequence[int], *, gold_draw
                 %(project)s::bigint, %(volunteer)s::integer, %(now)s::timestamptz, %(expires)s::timestamptz,
                 %(salt)s::bigint, %(gold_draw)s::double precision, %(exclude)s::bigint[], %(redundancy)s::integer,
                 %(depth_first)s::boolean, %(gold_rate)s::double precision, %(newcomer)s::double precision,
-                %(decay)s::double precision, %(cap)s::integer, %(window)s::integer, %(no_window)s::bigint,
-                %(attempts)s::integer))
+                %(decay)s::double precision, %(cap)s::integer, %(attempts)s::integer))
         SELECT claim.out_lease, claim.out_gold,
                (SELECT json_agg(json_build_array(i.layer_id, l.date) ORDER BY l.date, i.layer_id)
                 FROM imagery_tileimage i JOIN imagery_imagerylayer l ON l.id = i.layer_id WHERE i.tile_id = t.id),
@@ -109,7 +108,7 @@ def _next_in_one_statement(claim: "_Claim", exclude: Sequence[int], *, gold_draw
         gold_draw=gold_draw, exclude=[int(tile_id) for tile_id in exclude],
         depth_first=project.scheduling == Project.Scheduling.DEPTH_FIRST, gold_rate=project.gold_rate,
         newcomer=settings.GOLD_RATE_NEWCOMER, decay=settings.GOLD_RATE_DECAY_TILES, cap=_gold_cap(),
-        window=CANDIDATE_WINDOW, no_window=NO_WINDOW, attempts=CLAIM_ATTEMPTS), prepare=True)
+        attempts=CLAIM_ATTEMPTS), prepare=True)
     if row is None:
         return None
     lease_id, is_gold, images, *tile = row
