@@ -265,9 +265,13 @@ def gold_feedback(*, classification: Classification, marks: list[tuple[float, fl
 
     marks: the classification's marks (tile pixels), which the caller has (classification.mark_rows).
     """
-    gold = GoldAnswer.objects.filter(tile_id=classification.tile_id).first()
-    if gold is None:
+    # Plain SQL (tagging.rows): up to 4 in 10 of a newcomer's tiles are gold. Under cProfile this function took
+    # 2.6 ms of Python per gold vote with the ORM's query, 0.5 ms with this one.
+    row = rows.fetch_one(f"SELECT {rows.columns(GoldAnswer, 'g')} FROM tagging_goldanswer g WHERE g.tile_id = %s",
+                         [classification.tile_id], prepare=True)
+    if row is None:
         return None
+    gold = rows.instance(GoldAnswer, iter(row))
     return compare_with_gold(gold=gold, answer=classification.answer, marks=marks, radius_px=radius_px)
 
 
