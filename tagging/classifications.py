@@ -103,9 +103,16 @@ def _record_in_one_statement(*, volunteer: AbstractBaseUser, tile: Tile, project
                              marks: list[MarkInput], seconds: float | None, source: str, imported: bool,
                              too_fast: bool) -> tuple[Classification, bool]:
     """record_classification on PostgreSQL: the lock, the checks and the writes in one round trip,
-    tagging_cast_vote() (migration 0010). The input is checked before the tile is locked, so a replay's input
-    is checked too (on SQLite a replay returns the stored vote first; the same input passed then)."""
-    layers = check_classification(project=project, tile=tile, answer=answer, marks=marks, seconds=seconds)
+    tagging_cast_vote() (migration 0010). The input is checked before the tile is locked; input that fails
+    the check gets the voter's stored vote when there is one, as on SQLite, where a replay's input is never
+    checked (a retry after the project's answers changed is still a retry)."""
+    try:
+        layers = check_classification(project=project, tile=tile, answer=answer, marks=marks, seconds=seconds)
+    except InvalidInput:
+        stored = Classification.objects.filter(volunteer=volunteer, tile=tile).first()
+        if stored is None:
+            raise
+        return _stored(stored), False
     classification = Classification(project=project, tile=tile, volunteer=volunteer, answer=answer, seconds=seconds,
                                     too_fast=too_fast, source=source, created_at=timezone.now())
     classification.mark_rows = [_mark(classification, tile, mark, layers) for mark in marks]

@@ -54,6 +54,15 @@ def test_a_replayed_submit_returns_the_stored_vote_and_counts_once(api, voluntee
     assert Classification.objects.count() == 1 and Mark.objects.count() == 1
 
 
+def test_a_replay_whose_input_no_longer_passes_still_gets_the_stored_vote(api, volunteer) -> None:
+    project = project_with_tiles()
+    tile = next_tile_for(volunteer=volunteer, project=project).tile
+    first = submit(api, tile, answer="destroyed", seconds=9)
+    again = submit(api, tile, answer="flattened", seconds=9)  # not an answer of the project (any more)
+    assert (first.status_code, again.status_code) == (201, 200)
+    assert again.json()["id"] == first.json()["id"] and Classification.objects.count() == 1
+
+
 BAD = [
     ({"answer": "flattened"}, "answer", "not an answer of this project"),
     ({"answer": "no_damage", "marks": [{"x": 5, "y": 5}]}, "marks", "Marks go with an answer that says"),
