@@ -8,6 +8,7 @@ import sys
 import tempfile
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
@@ -231,6 +232,31 @@ def bench(run: Run) -> int:
     return report(run, ceilings, thinking, saturated)
 
 
+def print_cpu_budget(saturated: list[Outcome], bare: list[Outcome]) -> None:
+    """CPU time per vote and per bare vote request, by process group: what the ratio target asks of a vote.
+
+    The ratio compares a vote (two requests) with one bare request; on a saturated machine it is their CPU
+    costs' inverse ratio. Windows in which a gunicorn worker was recycled undercount its CPU, so the best
+    window without one is used when there is one.
+    """
+    def pick(outcomes: list[Outcome], rate: Callable[[Outcome], float]) -> Outcome:
+        whole = [o for o in outcomes if not o.restarts] or outcomes
+        return max(whole, key=rate)
+
+    def per_unit(o: Outcome, per_s: float) -> tuple[float, str]:
+        ms = {g: o.cpu.get(g, 0.0) * 1000 / per_s for g in cpu.GROUPS}
+        return sum(ms.values()), ", ".join(f"{g} {v:.2f}" for g, v in ms.items())
+
+    vote, request = pick(saturated, lambda o: o.votes_per_s), pick(bare, lambda o: o.requests_per_s)
+    vote_ms, vote_parts = per_unit(vote, vote.votes_per_s)
+    request_ms, request_parts = per_unit(request, request.requests_per_s)
+    print(f"CPU per vote at {vote.concurrency} volunteers: {vote_ms:.2f} ms ({vote_parts}); per bare vote request "
+          f"at {request.concurrency}: {request_ms:.2f} ms ({request_parts}); a vote costs {vote_ms / request_ms:.1f} "
+          f"bare requests (the ratio {RATIO_TARGET} asks at most {1 / RATIO_TARGET:.1f})"
+          + ("; a worker was recycled in a window used here, so gunicorn's CPU is undercounted"
+             if vote.restarts or request.restarts else ""))
+
+
 def report(run: Run, ceilings: dict[str, list[Outcome]], thinking: list[Outcome], saturated: list[Outcome]) -> int:
     from bench.volunteers import fixture, views
 
@@ -253,6 +279,9 @@ def report(run: Run, ceilings: dict[str, list[Outcome]], thinking: list[Outcome]
           + (f"p99 at {at_500.concurrency} volunteers: next-tile {p99_next:.1f} ms, submit {p99_submit:.1f} ms "
              f"(< {P99_TARGET_MS:g} ms {verdict(max(p99_next, p99_submit) < P99_TARGET_MS)})" if at_500
              else "no level with think time was run (--volunteers)"))
+
+    if best:
+        print_cpu_budget(saturated, ceilings["vote"])
 
     waited, left = services.wait_for_queue(args.redis_db, timeout=120)
     volunteer_phases = [*thinking, *saturated]
