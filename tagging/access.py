@@ -1,6 +1,7 @@
 """Who may see and manage a project. Every view goes through these."""
 
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+from django.utils.translation import gettext as _
 
 from config.errors import NotAllowed, NotFound
 from imagery.models import Grid, Tile
@@ -47,7 +48,7 @@ def access_project(user: AnyUser, slug: str, *, manage: bool = False, coordinate
                          prepare=True)
     project = rows.instance(Project, iter(row)) if row is not None else None
     if project is None or not can_view_project(user, project):
-        raise NotFound(f"There is no project '{slug}' that you can see.")
+        raise NotFound(_("There is no project '%(project)s' that you can see.") % {"project": slug})
     if manage and not can_manage_project(user, project):
         raise NotAllowed(f"You may not manage the project '{slug}'.")
     if coordinate and not can_coordinate_project(user, project):
@@ -65,10 +66,10 @@ def access_tile_to_answer(user: AnyUser, tile_id: int) -> Tile:
         FROM imagery_tile t JOIN imagery_grid g ON g.id = t.grid_id JOIN tagging_project p ON p.id = g.project_id
         WHERE t.id = %s""", [tile_id], prepare=True)
     if row is None:
-        raise NotFound(f"There is no tile {tile_id} that you can see.")
+        raise NotFound(_("There is no tile %(tile)s that you can see.") % {"tile": tile_id})
     values = iter(row)
     tile, grid, project = rows.instance(Tile, values), rows.instance(Grid, values), rows.instance(Project, values)
     if not can_view_project(user, project):
-        raise NotFound(f"There is no tile {tile_id} that you can see.")
+        raise NotFound(_("There is no tile %(tile)s that you can see.") % {"tile": tile_id})
     grid.project, tile.grid = project, grid
     return tile

@@ -30,6 +30,7 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db import connection, transaction
 from django.db.models import F
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from config.errors import Conflict
 from imagery.models import Tile
@@ -41,6 +42,14 @@ CLAIM_ATTEMPTS = 5  # tiles found full once locked before giving up on this requ
 SHUFFLE_MODULUS = 2_147_483_647  # a prime: (id * salt) mod it orders tiles of equal rank differently per request
 NO_WINDOW = 2**62  # the candidate query's LIMIT when every tile of the window is locked by others
 PROJECT_GRID = "(SELECT g.id FROM imagery_grid g WHERE g.project_id = %(project)s ORDER BY g.id LIMIT 1)"  # SQL
+
+
+def not_open_for_tagging(project: Project) -> Conflict:
+    """The error of a next tile or a vote on a project that is not active, in the volunteer's language."""
+    messages = {Project.Status.DRAFT: _("The project '%(project)s' is still a draft, not open for tagging."),
+                Project.Status.PAUSED: _("The project '%(project)s' is paused, not open for tagging."),
+                Project.Status.FINISHED: _("The project '%(project)s' is finished, not open for tagging.")}
+    return Conflict(messages.get(project.status, messages[Project.Status.PAUSED]) % {"project": project.name})
 
 
 def gold_probability(*, project_rate: float, tiles_done: int) -> float:
@@ -62,7 +71,7 @@ def next_tile_for(*, volunteer: AbstractBaseUser, project: Project, rng: random.
     statement, the same steps in PL/pgSQL (tagging_next_tile, migration 0009).
     """
     if project.status != Project.Status.ACTIVE:
-        raise Conflict(f"The project '{project.slug}' is {project.status}, not open for tagging.")
+        raise not_open_for_tagging(project)
     rng = rng or random
     now = timezone.now()
     expires = now + timedelta(seconds=settings.LEASE_SECONDS)
@@ -164,7 +173,7 @@ def _volunteer_state(claim: _Claim, exclude: Sequence[int]) -> tuple[int, Assign
 def _claim(claim: _Claim, *, gold: bool) -> Assignment | None:
     """Lock a free candidate and lease it when, counted again under the lock, it still has room."""
     passed: list[int] = []
-    for _ in range(CLAIM_ATTEMPTS):
+    for _attempt in range(CLAIM_ATTEMPTS):
         tile = _lock_candidate(claim, gold=gold, passed=passed, window=CANDIDATE_WINDOW)
         if tile is None and connection.features.has_select_for_update_skip_locked:
             # Only skipped locks can empty a window that has candidates; without them (SQLite) none are left.
@@ -282,6 +291,6 @@ def renew_lease(*, assignment: Assignment) -> Assignment:
     now = timezone.now()
     expires = now + timedelta(seconds=settings.LEASE_SECONDS)
     if not Assignment.objects.filter(pk=assignment.pk, expires_at__gt=now).update(expires_at=expires):
-        raise Conflict("This lease has expired; ask for the next tile.")
+        raise Conflict(_("This lease has expired; ask for the next tile."))
     assignment.expires_at = expires
     return assignment

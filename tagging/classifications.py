@@ -9,10 +9,12 @@ from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from config.errors import Conflict, InvalidInput, NotFound
 from imagery.models import ImageryLayer, Tile
 from tagging import rows, tile_updates
+from tagging.assignment import not_open_for_tagging
 from tagging.models import Classification, GoldAnswer, Mark, Project
 
 log = logging.getLogger(__name__)
@@ -30,25 +32,31 @@ def check_classification(*, project: Project, tile: Tile, answer: str, marks: li
     """Validate against the project's answers and the tile's bounds. Returns the project's layers by date."""
     answers = {a["key"]: a for a in project.answers}
     if answer not in answers:
-        raise InvalidInput(f"'{answer}' is not an answer of this project; use one of {', '.join(answers)}.",
+        raise InvalidInput(_("'%(answer)s' is not an answer of this project; use one of %(answers)s.")
+                           % {"answer": answer, "answers": ", ".join(answers)},
                            fields={"answer": ["invalid choice"]})
     if marks and not answers[answer]["damage"]:
-        raise InvalidInput(f"Marks go with an answer that says there is damage, not with '{answer}'.",
+        raise InvalidInput(_("Marks go with an answer that says there is damage, not with '%(answer)s'.")
+                           % {"answer": answer},
                            fields={"marks": ["not allowed with this answer"]})
     if len(marks) > settings.MAX_MARKS_PER_TILE:
-        raise InvalidInput(f"At most {settings.MAX_MARKS_PER_TILE} marks per tile.", fields={"marks": ["too many"]})
+        raise InvalidInput(_("At most %(count)d marks per tile.") % {"count": settings.MAX_MARKS_PER_TILE},
+                           fields={"marks": ["too many"]})
     # The project's dates are only looked up when a mark names one: most votes need no query for them.
     layers = {str(layer.date): layer for layer in ImageryLayer.objects.filter(project=project, status="ready")
               } if any(mark.date for mark in marks) else {}
     for index, mark in enumerate(marks):
         if not (0 <= mark.x <= tile.size and 0 <= mark.y <= tile.size):
-            raise InvalidInput(f"Mark {index + 1} at ({mark.x:g}, {mark.y:g}) is outside the tile "
-                               f"(0 to {tile.size} pixels).", fields={"marks": [f"{index}: outside the tile"]})
+            raise InvalidInput(_("Mark %(number)d at (%(x)s, %(y)s) is outside the tile (0 to %(size)d pixels).")
+                               % {"number": index + 1, "x": f"{mark.x:g}", "y": f"{mark.y:g}", "size": tile.size},
+                               fields={"marks": [f"{index}: outside the tile"]})
         if mark.date is not None and mark.date not in layers:
-            raise InvalidInput(f"Mark {index + 1} names the date {mark.date}, which is not one of this project's "
-                               f"dates ({', '.join(layers)}).", fields={"marks": [f"{index}: unknown date"]})
+            raise InvalidInput(_("Mark %(number)d names the date %(date)s, which is not one of this project's "
+                                 "dates (%(dates)s).") % {"number": index + 1, "date": mark.date,
+                                                          "dates": ", ".join(layers)},
+                               fields={"marks": [f"{index}: unknown date"]})
     if seconds is not None and not 0 <= seconds <= 24 * 3600:
-        raise InvalidInput("seconds must be between 0 and 86400.", fields={"seconds": ["out of range"]})
+        raise InvalidInput(_("seconds must be between 0 and 86400."), fields={"seconds": ["out of range"]})
     return layers
 
 
@@ -132,7 +140,7 @@ def _record_in_one_statement(*, volunteer: AbstractBaseUser, tile: Tile, project
                 %(x)s::double precision[], %(y)s::double precision[], %(ground_x)s::double precision[],
                 %(ground_y)s::double precision[], %(layer_id)s::bigint[])""", params, prepare=True)
     if outcome == "no_tile":
-        raise NotFound(f"There is no tile {tile.pk}.")
+        raise NotFound(_("There is no tile %(tile)s.") % {"tile": tile.pk})
     if outcome == "replay":
         return _stored(Classification.objects.get(pk=vote_id)), False
     if outcome != "stored":
@@ -169,7 +177,7 @@ def _lock_tile(tile_id: int, volunteer_id: int) -> _LockedTile:
                (SELECT c.id FROM tagging_classification c WHERE c.tile_id = t.id AND c.volunteer_id = %(volunteer)s)
         FROM imagery_tile t WHERE t.id = %(tile)s""", {"tile": tile_id, "volunteer": volunteer_id})
     if row is None:
-        raise NotFound(f"There is no tile {tile_id}.")
+        raise NotFound(_("There is no tile %(tile)s.") % {"tile": tile_id})
     status, votes, lease, vote_id = row
     return _LockedTile(status, votes, None if lease is None else bool(lease), vote_id)
 
@@ -190,13 +198,13 @@ def _refusal(tile: _LockedTile, project: Project) -> str | None:
 def _conflict(refusal: str, project: Project) -> Conflict:
     """The error of a refusal: _refusal's, or tagging_cast_vote's outcome on PostgreSQL."""
     if refusal == "inactive":
-        return Conflict(f"The project '{project.slug}' is {project.status}, not open for tagging.")
+        return not_open_for_tagging(project)
     if refusal == "practice":
         # The tutorial showed this tile with its answer (a practice or example tile): a vote on it would
         # score the volunteer on an answer they were told.
-        return Conflict("You saw this tile's answer in the tutorial, so your answer on it cannot count as a vote; "
-                        "ask for the next tile.", code="practice_tile")
-    return Conflict("This tile was not given to you and needs no more votes; ask for the next tile.")
+        return Conflict(_("You saw this tile's answer in the tutorial, so your answer on it cannot count as a "
+                          "vote; ask for the next tile."), code="practice_tile")
+    return Conflict(_("This tile was not given to you and needs no more votes; ask for the next tile."))
 
 
 def _mark(classification: Classification, tile: Tile, mark: MarkInput, layers: dict[str, ImageryLayer]) -> Mark:

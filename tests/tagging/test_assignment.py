@@ -5,6 +5,7 @@ from datetime import timedelta
 
 import pytest
 from django.utils import timezone
+from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
 from config.errors import Conflict
@@ -118,6 +119,23 @@ def test_a_paused_project_hands_out_nothing(volunteer) -> None:
     api = APIClient()
     api.force_authenticate(volunteer)
     assert api.post("/api/v1/projects/raqqa/tasks/next/").status_code == 409
+
+
+def test_the_api_says_why_in_the_volunteers_language(volunteer) -> None:
+    project = project_with_tiles()
+    tile = next_tile_for(volunteer=volunteer, project=project).tile
+    project.status = "paused"
+    project.save()
+    token = f"Token {Token.objects.create(user=volunteer).key}"
+    api = APIClient(HTTP_AUTHORIZATION=token, HTTP_ACCEPT_LANGUAGE="ar")
+    refused = api.post("/api/v1/projects/raqqa/tasks/next/")
+    assert refused.status_code == 409
+    assert refused.json()["error"]["message"] == "المشروع «Raqqa» متوقّف مؤقّتًا، وليس مفتوحًا للوسم."
+    vote = api.post(f"/api/v1/tiles/{tile.pk}/classifications/", {"answer": "destroyed"}, format="json")
+    assert vote.status_code == 409 and "متوقّف مؤقّتًا" in vote.json()["error"]["message"]
+    english = APIClient(HTTP_AUTHORIZATION=token)
+    assert english.post("/api/v1/projects/raqqa/tasks/next/").json()["error"]["message"] == (
+        "The project 'Raqqa' is paused, not open for tagging.")
 
 
 def test_when_everything_is_seen_the_api_answers_204_with_a_message(volunteer) -> None:
