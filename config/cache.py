@@ -41,8 +41,8 @@ class RedisCache(redis.RedisCache):
         """Add one to the key's counter and return it; a counter that does not exist starts at 1 and expires
         `seconds` later. One command, atomic (a script: SET NX EX, INCR): Django's add, incr and touch take
         two to four round trips, and a counter that expires between them is made anew without an expiry.
-        A script is one EVALSHA; a MULTI pipeline of the same two commands cost the process about three
-        times as much Python (an in-process profile of a vote)."""
+        A script is one EVALSHA; a MULTI pipeline of the same two commands cost the process about 1.5 times
+        as much Python (0.9 against 0.58 ms per call under cProfile, in a profile of votes)."""
         key = self.make_and_validate_key(key)
         client = self._cache.get_client(key, write=True)
         if self._count_script is None:

@@ -171,7 +171,6 @@ JSON_RENDERER = JSONRenderer()  # holds no state: one serves every request
 
 
 class NextTask(JsonOnlyView):
-
     @extend_schema(request=NextTaskInput, responses={200: TaskOutput, 204: OpenApiResponse(
         description="Nothing left for this volunteer; the X-Message header says so.")})
     def post(self, request: Request, slug: str) -> Response:
