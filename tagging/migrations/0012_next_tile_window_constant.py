@@ -1,12 +1,12 @@
 """tagging_next_tile() with its candidate window as a constant (PostgreSQL only).
 
-Migration 0009's function took the window's size as a parameter, LIMIT v_window. A LIMIT that is a
-parameter makes PostgreSQL's generic plan assume a tenth of the rows are wanted, and that plan (a sort
-of the project's whole order) costs several milliseconds, so PL/pgSQL planned the candidate scan anew
-on every call: planning was about 15% of the PostgreSQL process's CPU time in a profile of next-tile and
-submit (perf). With LIMIT 32 written in, the generic plan is the index scan, planned once per
-connection; PostgreSQL's CPU time per next-tile fell from 0.94 to 0.70 ms (measured on the benchmark's
-database, one volunteer at a time). The window's second pass, when every candidate of the window is
+Migration 0009's function took the window's size as a parameter, LIMIT v_window. For a LIMIT that is a
+parameter PostgreSQL's generic plan assumes a tenth of the rows are wanted; with that plan a call cost
+about 7 ms (forced with plan_cache_mode), so PL/pgSQL kept planning the candidate scan anew on every
+call: planning was about 15% of the PostgreSQL process's CPU time in a perf profile of next-tile and
+submit. With LIMIT 32 written in, the generic plan is a good one and is kept after the first few calls
+on a connection; PostgreSQL's CPU time per next-tile fell from 0.94 to 0.70 ms (its process's CPU time,
+read around each request, on the benchmark's database, one volunteer at a time). The window's second pass, when every candidate of the window is
 locked by others, scans the whole order with no LIMIT at all.
 
 WINDOW must equal tagging.assignment.CANDIDATE_WINDOW, which the SQLite path uses
