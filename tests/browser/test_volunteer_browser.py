@@ -240,3 +240,34 @@ def test_a_new_volunteer_signs_up_practises_and_tags_five_tiles(chromium, live_s
             assert mark.ground_y == pytest.approx(tile.maxy - fy * tile.size * pixel, abs=2.5 * pixel)
             assert str(mark.layer.date) == date
 
+
+
+def test_a_refused_answer_says_why_in_the_volunteers_language(chromium, live_server, demo, django_user_model) -> None:
+    """The project is paused while a volunteer works: their answer is refused (409), and the page says why, in
+    Arabic, after it has moved on to the next tile (which used to wipe the message at once)."""
+    project = demo.first().grid.project
+    user = django_user_model.objects.create_user("paused-ar", password="a long volunteer passphrase")
+    Membership.objects.create(project=project, user=user, tutorial_done_at=project.created_at)
+    context = chromium.new_context(locale="ar", **VIEWPORTS["laptop"])
+    page = context.new_page()
+    volunteer = Volunteer(page, "laptop", "ar", ARTIFACTS)
+    page.goto(f"{live_server.url}/accounts/login/")
+    page.fill("input[name=login]", "paused-ar")
+    page.fill("input[name=password]", "a long volunteer passphrase")
+    page.click("form button[type=submit]")
+    page.wait_for_url(f"{live_server.url}/")
+    page.goto(f"{live_server.url}/projects/demo/tag/")
+    volunteer.wait_for_tile(None)
+    project.status = "paused"
+    project.save()
+    volunteer.answer("no_damage", "3")
+    volunteer.send()
+    page.wait_for_function("document.getElementById('status').textContent.length > 0", timeout=15_000)
+    page.wait_for_timeout(500)  # nothing wipes it afterwards
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    volunteer.shot("7-refused-paused")
+    said = page.inner_text("#status")
+    context.close()
+    assert said == f"المشروع «{project.name}» متوقّف مؤقّتًا، وليس مفتوحًا للوسم."
+    assert not volunteer.errors, volunteer.errors
+    assert not Classification.objects.filter(volunteer=user).exists()

@@ -327,7 +327,9 @@
         else await advance();
       }
     } catch (error) {
-      if (error.status === 409) { say(error.message, true); await advance(); }
+      // Refused (the project paused, the tile no longer theirs): the next tile, then why, so that showing
+      // the next tile does not wipe the reason.
+      if (error.status === 409) { await advance(); say(error.message, true); }
       else fail(error);
     } finally {
       state.busy = false;
