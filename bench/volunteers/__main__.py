@@ -41,6 +41,8 @@ def arguments(argv: list[str] | None) -> argparse.Namespace:
                         help="concurrent volunteers with think time 0")
     parser.add_argument("--sat-warmup", type=float, default=5.0, help="warm-up s before each saturation window")
     parser.add_argument("--sat-measure", type=float, default=20.0, help="measured s per saturation level")
+    parser.add_argument("--floor", type=levels, default="32,64",
+                        help="concurrent volunteers with think time 0 on the floor's views (bench/volunteers/floor.py)")
     parser.add_argument("--ceiling", type=levels, default="8,32", help="concurrency levels of the two ceilings")
     parser.add_argument("--ceiling-warmup", type=float, default=3.0, help="warm-up s before each ceiling window")
     parser.add_argument("--ceiling-measure", type=float, default=12.0, help="measured s per ceiling level")
@@ -136,7 +138,8 @@ class Run:
                 "measure_s": measure, "base_url": self.config.base_url, "slug": "bench-volunteers",
                 "volunteers": self.fixture.volunteers[:concurrency], "answers": self.fixture.answers,
                 "seconds": SECONDS_PER_TILE, "seed": self.args.seed * 1000 + self.phases,
-                "tiles": self.fixture.tile_ids, "vote_offset": self.vote_offset}
+                "tiles": self.fixture.tile_ids, "vote_offset": self.vote_offset,
+                "api": "/api/bench-floor" if kind == "floor" else "/api/v1"}
         self.vote_offset += 1_000_000
         spec_path, result_path = self.tmp / f"phase-{self.phases}.json", self.tmp / f"result-{self.phases}.json"
         spec_path.write_text(json.dumps(spec))
@@ -229,10 +232,15 @@ def bench(run: Run) -> int:
     saturated = [run.phase("volunteers", n, 0, args.sat_warmup, args.sat_measure) for n in args.saturation]
     print_volunteers("concurrent", saturated)
 
-    return report(run, ceilings, thinking, saturated)
+    print(f"\n[4] the floor (bench/volunteers/floor.py: the API's SQL from the thinnest Django views, no DRF), "
+          f"--think 0: {args.sat_warmup:g} s warm-up + {args.sat_measure:g} s measured")
+    floor = [run.phase("floor", n, 0, args.sat_warmup, args.sat_measure) for n in args.floor]
+    print_volunteers("concurrent", floor)
+
+    return report(run, ceilings, thinking, saturated, floor)
 
 
-def print_cpu_budget(saturated: list[Outcome], bare: list[Outcome]) -> None:
+def print_cpu_budget(saturated: list[Outcome], bare: list[Outcome], where: str = "") -> None:
     """CPU time per vote and per bare vote request, by process group: what the ratio target asks of a vote.
 
     The ratio compares a vote (two requests) with one bare request; on a saturated machine it is their CPU
@@ -250,18 +258,20 @@ def print_cpu_budget(saturated: list[Outcome], bare: list[Outcome]) -> None:
     vote, request = pick(saturated, lambda o: o.votes_per_s), pick(bare, lambda o: o.requests_per_s)
     vote_ms, vote_parts = per_unit(vote, vote.votes_per_s)
     request_ms, request_parts = per_unit(request, request.requests_per_s)
-    print(f"CPU per vote at {vote.concurrency} volunteers: {vote_ms:.2f} ms ({vote_parts}); per bare vote request "
+    label = f"CPU per vote{' ' + where if where else ''} at {vote.concurrency} volunteers"
+    print(f"{label}: {vote_ms:.2f} ms ({vote_parts}); per bare vote request "
           f"at {request.concurrency}: {request_ms:.2f} ms ({request_parts}); a vote costs {vote_ms / request_ms:.1f} "
           f"bare requests (the ratio {RATIO_TARGET} asks at most {1 / RATIO_TARGET:.1f})"
           + ("; a worker was recycled in a window used here, so gunicorn's CPU is undercounted"
              if vote.restarts or request.restarts else ""))
 
 
-def report(run: Run, ceilings: dict[str, list[Outcome]], thinking: list[Outcome], saturated: list[Outcome]) -> int:
+def report(run: Run, ceilings: dict[str, list[Outcome]], thinking: list[Outcome], saturated: list[Outcome],
+           floor: list[Outcome]) -> int:
     from bench.volunteers import fixture, views
 
     args, fx = run.args, run.fixture
-    everything = [*ceilings["json"], *ceilings["vote"], *thinking, *saturated]
+    everything = [*ceilings["json"], *ceilings["vote"], *thinking, *saturated, *floor]
     json_rps = max(o.requests_per_s for o in ceilings["json"])
     vote_rps = max(o.requests_per_s for o in ceilings["vote"])
     best = max(saturated, key=lambda o: o.votes_per_s) if saturated else None  # none with --saturation ""
@@ -282,9 +292,16 @@ def report(run: Run, ceilings: dict[str, list[Outcome]], thinking: list[Outcome]
 
     if best:
         print_cpu_budget(saturated, ceilings["vote"])
+    lowest = max(floor, key=lambda o: o.votes_per_s) if floor else None
+    if lowest:
+        reached = f"; the API reaches {best.votes_per_s / lowest.votes_per_s:.0%} of it" if best else ""
+        print(f"floor: {lowest.votes_per_s:,.0f} votes/s at {lowest.concurrency} concurrent volunteers, "
+              f"{lowest.votes_per_s / vote_rps:.2f} of the bare vote view's req/s: about the most a rewrite of the "
+              f"API's Python on Django could reach with this SQL{reached}")
+        print_cpu_budget(floor, ceilings["vote"], "on the floor's views")
 
     waited, left = services.wait_for_queue(args.redis_db, timeout=120)
-    volunteer_phases = [*thinking, *saturated]
+    volunteer_phases = [*thinking, *saturated, *floor]
     stored = [tuple(pair) for o in volunteer_phases for pair in o.result["stored"]]
     handed = [tuple(pair) for o in volunteer_phases for pair in o.result["handed"]]
     checks = fixture.check(fx, stored, handed)
@@ -336,6 +353,9 @@ def report(run: Run, ceilings: dict[str, list[Outcome]], thinking: list[Outcome]
                         f"p99_submit_ms_{at_500.concurrency}": f"{p99_submit:.1f}"})
     if best:
         figures.update({"saturated_votes_s": f"{best.votes_per_s:.1f}", "ratio_vs_bare_vote": f"{ratio:.2f}"})
+    if lowest:
+        figures.update({"floor_votes_s": f"{lowest.votes_per_s:.1f}",
+                        "floor_ratio_vs_bare_vote": f"{lowest.votes_per_s / vote_rps:.2f}"})
     figures.update({"json_view_rps": f"{json_rps:.0f}", "bare_vote_rps": f"{vote_rps:.0f}",
                     "checks": "ok" if not failures else "failed"})
     print(" ".join(f"{k}={v}" for k, v in figures.items()))

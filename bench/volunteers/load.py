@@ -7,6 +7,8 @@ process prints how much CPU it took. A phase is one of:
 - "volunteers": each simulated volunteer loops POST tasks/next/ -> POST classifications/
   -> an exponential think time (mean think_s; 0 = saturation). Volunteers start spread
   over the first think time, so the phase begins near its steady state.
+- "floor": the same loop on the floor's two views (bench/volunteers/floor.py), whose URLs
+  differ from the API's only in their prefix (spec "api").
 - "json": GET /bench/json/ in a closed loop (the trivial-view ceiling).
 - "vote": POST /bench/vote/ in a closed loop (the bare-vote-view ceiling).
 
@@ -99,12 +101,12 @@ async def volunteer(phase: Phase, session: aiohttp.ClientSession, index: int, rn
     spec = phase.spec
     user_id, token = spec["volunteers"][index]
     headers = {"Authorization": f"Token {token}"}
-    base, think = spec["base_url"], spec["think_s"]
+    base, think = spec["base_url"] + spec["api"], spec["think_s"]
     end = phase.window[1]
     await asyncio.sleep(rng.uniform(0, think if think > 0 else 0.5))
     while time.perf_counter() < end:
         status, task = await request(phase, session, "next", "POST",
-                                     f"{base}/api/v1/projects/{spec['slug']}/tasks/next/", headers=headers)
+                                     f"{base}/projects/{spec['slug']}/tasks/next/", headers=headers)
         if status == 204:
             phase.nothing_left += 1
             return
@@ -114,7 +116,7 @@ async def volunteer(phase: Phase, session: aiohttp.ClientSession, index: int, rn
             answer = rng.choice(spec["answers"])
             marks = [{"x": round(rng.uniform(0, size), 1), "y": round(rng.uniform(0, size), 1)}
                      for _ in range(rng.randint(1, 3) if answer["damage"] else 0)]
-            status, _ = await request(phase, session, "submit", "POST", f"{base}/api/v1/tiles/{tile}/classifications/",
+            status, _ = await request(phase, session, "submit", "POST", f"{base}/tiles/{tile}/classifications/",
                                       headers=headers, json={"answer": answer["key"], "marks": marks,
                                                              "seconds": spec["seconds"]})
             if status in (200, 201):  # 200: a retried submit whose first attempt had been stored
@@ -160,7 +162,7 @@ async def run(phase: Phase) -> None:
     async with aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=TIMEOUT_S)) as session:
         phase.started = time.perf_counter()
         rng = random.Random(spec["seed"])
-        if spec["kind"] == "volunteers":
+        if spec["kind"] in ("volunteers", "floor"):
             loops = [volunteer(phase, session, i, random.Random(rng.random())) for i in range(spec["concurrency"])]
         else:
             loops = [ceiling(phase, session, i) for i in range(spec["concurrency"])]
