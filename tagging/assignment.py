@@ -49,7 +49,8 @@ def not_open_for_tagging(project: Project) -> Conflict:
     messages = {Project.Status.DRAFT: _("The project '%(project)s' is still a draft, not open for tagging."),
                 Project.Status.PAUSED: _("The project '%(project)s' is paused, not open for tagging."),
                 Project.Status.FINISHED: _("The project '%(project)s' is finished, not open for tagging.")}
-    return Conflict(messages.get(project.status, messages[Project.Status.PAUSED]) % {"project": project.name})
+    return Conflict(messages.get(project.status, messages[Project.Status.PAUSED]) % {"project": project.name},
+                    code="project_not_open")  # the tagging page stops offering tiles on this code
 
 
 def gold_probability(*, project_rate: float, tiles_done: int) -> float:

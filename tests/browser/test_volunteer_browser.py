@@ -244,7 +244,8 @@ def test_a_new_volunteer_signs_up_practises_and_tags_five_tiles(chromium, live_s
 
 def test_a_refused_answer_says_why_in_the_volunteers_language(chromium, live_server, demo, django_user_model) -> None:
     """The project is paused while a volunteer works: their answer is refused (409), and the page says why, in
-    Arabic, after it has moved on to the next tile (which used to wipe the message at once)."""
+    Arabic, in place of the workspace: it no longer offers the tile it had fetched ahead, which would be refused
+    too. (The reason used to be wiped at once by the next tile; then the next tile stayed on offer.)"""
     project = demo.first().grid.project
     user = django_user_model.objects.create_user("paused-ar", password="a long volunteer passphrase")
     Membership.objects.create(project=project, user=user, tutorial_done_at=project.created_at)
@@ -262,12 +263,15 @@ def test_a_refused_answer_says_why_in_the_volunteers_language(chromium, live_ser
     project.save()
     volunteer.answer("no_damage", "3")
     volunteer.send()
-    page.wait_for_function("document.getElementById('status').textContent.length > 0", timeout=15_000)
-    page.wait_for_timeout(500)  # nothing wipes it afterwards
+    page.wait_for_selector("#finished:not([hidden])", timeout=15_000)
+    page.wait_for_timeout(500)  # nothing replaces it afterwards
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     volunteer.shot("7-refused-paused")
-    said = page.inner_text("#status")
+    heading, said = page.inner_text("#finished-h"), page.inner_text("#finished-text")
+    workspace_hidden = page.eval_on_selector("#workspace", "w => w.hidden")
     context.close()
+    assert heading == "الوسم مغلق حاليًا"
     assert said == f"المشروع «{project.name}» متوقّف مؤقّتًا، وليس مفتوحًا للوسم."
+    assert workspace_hidden
     assert not volunteer.errors, volunteer.errors
     assert not Classification.objects.filter(volunteer=user).exists()

@@ -118,7 +118,27 @@ def test_a_paused_project_hands_out_nothing(volunteer) -> None:
         next_tile_for(volunteer=volunteer, project=project)
     api = APIClient()
     api.force_authenticate(volunteer)
-    assert api.post("/api/v1/projects/raqqa/tasks/next/").status_code == 409
+    refused = api.post("/api/v1/projects/raqqa/tasks/next/")
+    # The tagging page stops offering tiles on this code, and only on it.
+    assert refused.status_code == 409 and refused.json()["error"]["code"] == "project_not_open"
+
+
+def test_a_vote_on_a_paused_project_is_refused_with_the_code_the_page_stops_on(volunteer, django_user_model) -> None:
+    project = project_with_tiles(cols=2, rows=1, redundancy=1)
+    api = APIClient()
+    api.force_authenticate(volunteer)
+    first = next_tile_for(volunteer=volunteer, project=project).tile
+    assert api.post(f"/api/v1/tiles/{first.pk}/classifications/", {"answer": "destroyed"},
+                    format="json").status_code == 201
+    other = APIClient()
+    other.force_authenticate(django_user_model.objects.create_user("other"))
+    not_given = other.post(f"/api/v1/tiles/{first.pk}/classifications/", {"answer": "destroyed"}, format="json")
+    assert not_given.status_code == 409 and not_given.json()["error"]["code"] == "conflict"
+    second = next_tile_for(volunteer=volunteer, project=project).tile
+    project.status = "paused"
+    project.save()
+    vote = api.post(f"/api/v1/tiles/{second.pk}/classifications/", {"answer": "destroyed"}, format="json")
+    assert vote.status_code == 409 and vote.json()["error"]["code"] == "project_not_open"
 
 
 def test_the_api_says_why_in_the_volunteers_language(volunteer) -> None:

@@ -16,6 +16,7 @@
   const $ = (id) => document.getElementById(id);
   const csrf = (document.cookie.match(/(?:^|; )csrftoken=([^;]+)/) || [])[1] || "";
   const RENEW_EVERY_MS = 60_000;
+  const NOT_OPEN = "project_not_open";  // the error code of a project paused, finished or back to draft
   const DATE_COLOURS = ["#ffd400", "#ff3d7f", "#35d0ff", "#8cff5a", "#ff9f1c"];
   // The default answers and questions are translated; a project's own wording is shown as written.
   gettext_noop("Destroyed"); gettext_noop("Damaged"); gettext_noop("No damage"); gettext_noop("Can't tell");
@@ -56,6 +57,7 @@
     if (!response.ok) {
       const error = new Error((data.error && data.error.message) || response.statusText);
       error.status = response.status;
+      error.code = data.error && data.error.code;
       throw error;
     }
     return data;
@@ -252,21 +254,27 @@
     state.upcoming = null;
     // The prefetched tile may be gone (the lease was for a tile that filled up): ask again.
     if (!next || next.error || next.status === 204) next = await fetchNext([]);
+    if (next.error && next.error.code === NOT_OPEN) return closed(next.error.message);
     if (next.error) return fail(next.error);
     if (next.status === 204) return finish();
     show(next);
   }
 
-  function finish(message) {
+  function finish(message, heading = gettext("Thank you!")) {
     stopLease();
+    state.upcoming = null;
     $("workspace").hidden = true;
     $("finished").hidden = false;
-    $("finished-h").textContent = gettext("Thank you!");
+    $("finished-h").textContent = heading;
     // The server's own message (X-Message) is English; the page says the same in the volunteer's language.
     $("finished-text").textContent = message
       || gettext("You have seen every tile of this project that still needs votes. Thank you!");
     $("finished-h").focus();
   }
+
+  // The project was paused or finished while the volunteer worked: no tile of it can be answered now, the one
+  // prefetched neither, so the page says why instead of offering them.
+  function closed(message) { finish(message, gettext("Tagging is closed for now")); }
 
   // --- Lease -------------------------------------------------------------------------------------------------------
   function startLease(lease) {
@@ -327,9 +335,10 @@
         else await advance();
       }
     } catch (error) {
-      // Refused (the project paused, the tile no longer theirs): the next tile, then why, so that showing
-      // the next tile does not wipe the reason.
-      if (error.status === 409) { await advance(); say(error.message, true); }
+      // Refused because the project closed: say so instead of offering its tiles. Refused otherwise (the tile
+      // no longer theirs): the next tile, then why, so that showing the next tile does not wipe the reason.
+      if (error.status === 409 && error.code === NOT_OPEN) closed(error.message);
+      else if (error.status === 409) { await advance(); say(error.message, true); }
       else fail(error);
     } finally {
       state.busy = false;
@@ -546,7 +555,7 @@
   window.addEventListener("resize", () => { mapA.invalidateSize(); if (mapB) mapB.invalidateSize(); });
 
   if (root.dataset.open !== "1") {
-    finish(gettext("This project is not open for tagging at the moment."));
+    closed(gettext("This project is not open for tagging at the moment."));
     return;
   }
   $("date-bar").hidden = !multiDate;
