@@ -6,6 +6,7 @@ from django.core.files.storage import FileSystemStorage, default_storage
 from django.db.models import QuerySet
 from django.http import FileResponse, HttpResponse, HttpResponseBase, HttpResponseNotModified, HttpResponseRedirect
 from django.utils.cache import patch_cache_control
+from django.utils.translation import gettext as _
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers, status
@@ -60,7 +61,7 @@ def _parse_bands(text: str) -> list[int] | None:
     try:
         return [int(part) for part in text.split(",")]
     except ValueError as exc:
-        raise InvalidInput("bands must be comma-separated band numbers such as 3,2,1.",
+        raise InvalidInput(_("bands must be comma-separated band numbers such as 3,2,1."),
                            fields={"bands": ["invalid"]}) from exc
 
 
@@ -94,7 +95,7 @@ class LayerList(APIView):
 def access_layer(user: Any, layer_id: int, *, manage: bool = False) -> ImageryLayer:
     layer = ImageryLayer.objects.select_related("project").prefetch_related("files").filter(pk=layer_id).first()
     if layer is None or not can_view_project(user, layer.project):
-        raise NotFound(f"There is no imagery layer {layer_id} that you can see.")
+        raise NotFound(_("There is no imagery layer %(layer)s that you can see.") % {"layer": layer_id})
     if manage:
         access_project(user, layer.project.slug, manage=True)
     return layer
@@ -115,7 +116,8 @@ class LayerRetry(APIView):
         """Start a failed layer's tiling again (its finished chunks are kept)."""
         layer = access_layer(request.user, layer_id, manage=True)
         if layer.status != ImageryLayer.Status.FAILED:
-            raise InvalidInput(f"Layer {layer_id} is {layer.status}, not failed; there is nothing to retry.")
+            raise InvalidInput(_("Layer %(layer)s is %(status)s, not failed; there is nothing to retry.")
+                               % {"layer": layer_id, "status": layer.status})
         retry_layer(layer_id=layer.pk)
         layer.refresh_from_db()
         return Response(LayerOutput(layer).data, status=status.HTTP_202_ACCEPTED)
@@ -159,9 +161,9 @@ def _parse_bbox(text: str) -> tuple[float, float, float, float]:
     try:
         west, south, east, north = (float(part) for part in text.split(","))
     except ValueError as exc:
-        raise InvalidInput("bbox must be west,south,east,north in degrees.", fields={"bbox": ["invalid"]}) from exc
+        raise InvalidInput(_("bbox must be west,south,east,north in degrees."), fields={"bbox": ["invalid"]}) from exc
     if not (-180 <= west <= east <= 180 and -90 <= south <= north <= 90):
-        raise InvalidInput("bbox must be west,south,east,north with west<=east and south<=north, in degrees.",
+        raise InvalidInput(_("bbox must be west,south,east,north with west<=east and south<=north, in degrees."),
                            fields={"bbox": ["invalid"]})
     return west, south, east, north
 
@@ -183,7 +185,7 @@ class TileList(ListAPIView):
         tiles = Tile.objects.filter(grid__project=project).prefetch_related("images__layer")
         params = self.request.query_params
         if params.get("status") and not self.coordinator:
-            raise NotAllowed("Only the project's coordinators filter tiles by status.")
+            raise NotAllowed(_("Only the project's coordinators filter tiles by status."))
         if params.get("bbox"):
             west, south, east, north = _parse_bbox(params["bbox"])
             tiles = tiles.filter(west__lte=east, east__gte=west, south__lte=north, north__gte=south)
@@ -206,7 +208,7 @@ class TileDetail(APIView):
 def access_tile(user: Any, tile_id: int) -> Tile:
     tile = Tile.objects.select_related("grid__project").filter(pk=tile_id).first()
     if tile is None or not can_view_project(user, tile.grid.project):
-        raise NotFound(f"There is no tile {tile_id} that you can see.")
+        raise NotFound(_("There is no tile %(tile)s that you can see.") % {"tile": tile_id})
     return tile
 
 
@@ -218,7 +220,7 @@ class TileImageView(APIView):
         tile = access_tile(request.user, tile_id)
         image = TileImage.objects.filter(tile=tile, layer_id=layer_id).first()
         if image is None:
-            raise NotFound(f"Tile {tile_id} has no image in layer {layer_id}.")
+            raise NotFound(_("Tile %(tile)s has no image in layer %(layer)s.") % {"tile": tile_id, "layer": layer_id})
         etag = f'"{image.etag}"'
         if etag in request.headers.get("If-None-Match", ""):
             response: HttpResponse = HttpResponseNotModified()

@@ -20,6 +20,7 @@ from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.files.uploadedfile import TemporaryUploadedFile, UploadedFile
 from django.db import transaction
+from django.utils.translation import gettext as _
 from pyproj.aoi import AreaOfInterest
 from pyproj.database import query_utm_crs_info
 from rasterio.crs import CRS
@@ -55,7 +56,8 @@ class StagedFile:
 def check_file_name(name: str) -> str:
     """The file name as given, or ImageryError when it could escape its folder or hide."""
     if not name or _BAD_NAME.search(name) or name.startswith(".") or ".." in name or len(name) > 200:
-        raise ImageryError(f"'{name[:80]}' is not an acceptable file name: use a plain name such as scene-1.tif.",
+        raise ImageryError(_("'%(name)s' is not an acceptable file name: use a plain name such as scene-1.tif.")
+                           % {"name": name[:80]},
                            fields={"files": ["bad file name"]})
     return name
 
@@ -118,7 +120,7 @@ def stage_upload(upload: UploadedFile) -> StagedFile:
 def stage_path(path: Path) -> StagedFile:
     """One file given on the command line into staging, copied and hashed on the way."""
     if not path.is_file():
-        raise ImageryError(f"{path}: no such file.")
+        raise ImageryError(_("%(path)s: no such file.") % {"path": path})
     return _stage_one(path.name, _blocks(path))
 
 
@@ -150,7 +152,7 @@ def create_layer(*, project: Project, date: dt.date, staged: list[StagedFile], s
     moved: list[Path] = []
     try:
         if not staged:
-            raise ImageryError("Give at least one GeoTIFF file.", fields={"files": ["required"]})
+            raise ImageryError(_("Give at least one GeoTIFF file."), fields={"files": ["required"]})
         infos = [inspect_source(s.path, display_name=s.original_name, max_pixels=settings.IMAGERY_MAX_PIXELS,
                                 max_bands=settings.IMAGERY_MAX_BANDS) for s in staged]
         check_mosaic(infos, [s.original_name for s in staged])
@@ -183,7 +185,8 @@ def _choose_display(info: SourceInfo, bands: list[int] | None) -> dict:
     chosen, alpha = display_bands(info)
     if bands:
         if len(bands) not in (1, 3) or any(not 1 <= b <= info.count for b in bands):
-            raise ImageryError(f"bands must name 1 or 3 of the raster's bands 1..{info.count}, got {bands}.",
+            raise ImageryError(_("bands must name 1 or 3 of the raster's bands 1..%(count)s, got %(bands)s.")
+                               % {"count": info.count, "bands": bands},
                                fields={"bands": ["out of range"]})
         chosen = bands
     return {"bands": chosen, "alpha": alpha, "stretch": None}
@@ -254,6 +257,6 @@ def _check_overlap(spec: GridSpec, infos: list[SourceInfo]) -> None:
     gx0, gy1 = spec.origin_x, spec.origin_y
     gx1, gy0 = gx0 + spec.width * spec.pixel_size, gy1 - spec.height * spec.pixel_size
     if maxx <= gx0 or minx >= gx1 or maxy <= gy0 or miny >= gy1:
-        raise ImageryError("This imagery does not overlap the project's area (the grid made from its first "
-                           "layer), so none of its pixels would reach a tile.")
+        raise ImageryError(_("This imagery does not overlap the project's area (the grid made from its first "
+                             "layer), so none of its pixels would reach a tile."))
 

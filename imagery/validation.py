@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import rasterio
+from django.utils.translation import gettext as _
 from rasterio.enums import ColorInterp
 from rasterio.errors import RasterioError
 from rasterio.warp import transform_bounds
@@ -49,14 +50,15 @@ def inspect_source(path: Path, *, max_pixels: int, max_bands: int, display_name:
     name = display_name or path.name
     size = path.stat().st_size
     if size == 0:
-        raise ImageryError(f"{name}: the file is empty.")
+        raise ImageryError(_("%(file)s: the file is empty.") % {"file": name})
     try:
         with rasterio.open(path) as src:
             info = _describe(src, path)
             _check_header(info, name, size, max_pixels=max_pixels, max_bands=max_bands, driver=src.driver)
             _check_readable(src, name)
     except RasterioError as exc:
-        raise ImageryError(f"{name}: not a readable GeoTIFF ({_short(exc, hide=str(path))}).") from exc
+        raise ImageryError(_("%(file)s: not a readable GeoTIFF (%(reason)s).")
+                           % {"file": name, "reason": _short(exc, hide=str(path))}) from exc
     return info
 
 
@@ -82,27 +84,33 @@ def _describe(src: rasterio.DatasetReader, path: Path) -> SourceInfo:
 def _check_header(info: SourceInfo, name: str, file_size: int, *, max_pixels: int, max_bands: int,
                   driver: str) -> None:
     if driver != "GTiff":
-        raise ImageryError(f"{name}: this is a {driver} file; upload GeoTIFF imagery (.tif).")
+        raise ImageryError(_("%(file)s: this is a %(driver)s file; upload GeoTIFF imagery (.tif).")
+                           % {"file": name, "driver": driver})
     if not info.crs_wkt or info.transform == (1.0, 0.0, 0.0, 0.0, 1.0, 0.0):
-        raise ImageryError(f"{name}: the TIFF has no georeferencing (no CRS or geotransform), "
-                           "so its pixels cannot be placed on the ground.")
+        raise ImageryError(_("%(file)s: the TIFF has no georeferencing (no CRS or geotransform), "
+                             "so its pixels cannot be placed on the ground.") % {"file": name})
     if info.transform[1] != 0 or info.transform[3] != 0:
-        raise ImageryError(f"{name}: rotated or sheared rasters are not supported; warp it north-up first.")
+        raise ImageryError(_("%(file)s: rotated or sheared rasters are not supported; warp it north-up first.")
+                           % {"file": name})
     if info.count == 0:
-        raise ImageryError(f"{name}: the raster has no bands.")
+        raise ImageryError(_("%(file)s: the raster has no bands.") % {"file": name})
     if info.count > max_bands:
-        raise ImageryError(f"{name}: {info.count} bands is more than the {max_bands} we accept.")
+        raise ImageryError(_("%(file)s: %(count)s bands is more than the %(most)s we accept.")
+                           % {"file": name, "count": info.count, "most": max_bands})
     if info.dtype not in SUPPORTED_DTYPES:
-        raise ImageryError(f"{name}: pixel type {info.dtype} is not supported "
-                           f"(use one of {', '.join(sorted(SUPPORTED_DTYPES))}).")
+        raise ImageryError(_("%(file)s: pixel type %(dtype)s is not supported (use one of %(choices)s).")
+                           % {"file": name, "dtype": info.dtype, "choices": ", ".join(sorted(SUPPORTED_DTYPES))})
     pixels = info.width * info.height
     if pixels > max_pixels:
-        raise ImageryError(f"{name}: the raster declares {info.width} x {info.height} pixels, "
-                           f"more than the limit of {max_pixels:,}.")
+        raise ImageryError(_("%(file)s: the raster declares %(width)s x %(height)s pixels, more than the limit of "
+                             "%(limit)s.")
+                           % {"file": name, "width": info.width, "height": info.height, "limit": f"{max_pixels:,}"})
     declared = pixels * info.count * np.dtype(info.dtype).itemsize
     if pixels > BOMB_MIN_PIXELS and declared > BOMB_RATIO * file_size:
-        raise ImageryError(f"{name}: a {file_size:,}-byte file declares {info.width} x {info.height} pixels "
-                           f"({declared:,} bytes); refusing it as a decompression bomb.")
+        raise ImageryError(_("%(file)s: a %(size)s-byte file declares %(width)s x %(height)s pixels "
+                             "(%(declared)s bytes); refusing it as a decompression bomb.")
+                           % {"file": name, "size": f"{file_size:,}", "width": info.width, "height": info.height,
+                              "declared": f"{declared:,}"})
 
 
 def _check_readable(src: rasterio.DatasetReader, name: str) -> None:
@@ -121,8 +129,10 @@ def _check_readable(src: rasterio.DatasetReader, name: str) -> None:
             src.read(window=window)
         except RasterioError as exc:
             reason = _short(exc, hide=src.name)
-            raise ImageryError(f"{name}: the file is truncated or corrupt (reading pixels at row "
-                               f"{window.row_off}, column {window.col_off} failed: {reason}).") from exc
+            raise ImageryError(_("%(file)s: the file is truncated or corrupt (reading pixels at row %(row)s, column "
+                                 "%(column)s failed: %(reason)s).")
+                               % {"file": name, "row": window.row_off, "column": window.col_off, "reason": reason}
+                               ) from exc
 
 
 def check_mosaic(infos: list[SourceInfo], names: list[str]) -> None:
@@ -130,18 +140,22 @@ def check_mosaic(infos: list[SourceInfo], names: list[str]) -> None:
     first, first_name = infos[0], names[0]
     for info, name in zip(infos[1:], names[1:]):
         if info.count != first.count:
-            raise ImageryError(f"{name} has {info.count} bands but {first_name} has {first.count}; "
-                               "files of one date must have the same bands.")
+            raise ImageryError(_("%(file)s has %(count)s bands but %(first)s has %(first_count)s; "
+                                 "files of one date must have the same bands.")
+                               % {"file": name, "count": info.count, "first": first_name, "first_count": first.count})
         if info.dtype != first.dtype:
-            raise ImageryError(f"{name} is {info.dtype} but {first_name} is {first.dtype}; "
-                               "files of one date must have the same pixel type.")
+            raise ImageryError(_("%(file)s is %(dtype)s but %(first)s is %(first_dtype)s; "
+                                 "files of one date must have the same pixel type.")
+                               % {"file": name, "dtype": info.dtype, "first": first_name, "first_dtype": first.dtype})
         if rasterio.crs.CRS.from_wkt(info.crs_wkt) != rasterio.crs.CRS.from_wkt(first.crs_wkt):
-            raise ImageryError(f"{name} and {first_name} are in different coordinate systems; "
-                               "files of one date must share one.")
+            raise ImageryError(_("%(file)s and %(first)s are in different coordinate systems; "
+                                 "files of one date must share one.") % {"file": name, "first": first_name})
         if not np.allclose(info.resolution, first.resolution, rtol=0.01):
-            raise ImageryError(f"{name} has {info.resolution[0]:g} x {info.resolution[1]:g} pixels but "
-                               f"{first_name} has {first.resolution[0]:g} x {first.resolution[1]:g}; "
-                               "files of one date must have the same resolution.")
+            raise ImageryError(_("%(file)s has %(resolution)s pixels but %(first)s has %(first_resolution)s; "
+                                 "files of one date must have the same resolution.")
+                               % {"file": name, "resolution": f"{info.resolution[0]:g} x {info.resolution[1]:g}",
+                                  "first": first_name,
+                                  "first_resolution": f"{first.resolution[0]:g} x {first.resolution[1]:g}"})
 
 
 def mosaic_bounds(infos: list[SourceInfo]) -> tuple[float, float, float, float]:

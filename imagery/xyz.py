@@ -31,6 +31,7 @@ The rendering functions at the top take plain values (paths, a Display, z/x/y) a
 import hashlib
 import io
 import json
+import logging
 import math
 import os
 import tempfile
@@ -48,6 +49,7 @@ from django.core.files.base import ContentFile
 from django.core.files.storage import FileSystemStorage, default_storage
 from django.http import HttpResponse, HttpResponseBase, HttpResponseNotModified, HttpResponseRedirect
 from django.utils.cache import patch_cache_control
+from django.utils.translation import gettext as _
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from PIL import Image
@@ -62,6 +64,8 @@ from imagery.models import ImageryLayer
 from imagery.tiling import Display, to_8bit
 from tagging.access import can_view_project
 from tagging.models import Project
+
+log = logging.getLogger(__name__)
 
 TILE_SIZE = 256
 ZOOMS_BELOW_NATIVE = 4
@@ -241,9 +245,10 @@ def access_xyz_layer(user: Any, layer_id: int) -> XYZLayer:
         return found
     layer = ImageryLayer.objects.select_related("project").filter(pk=layer_id).first()
     if layer is None or not can_view_project(user, layer.project):
-        raise NotFound(f"There is no imagery layer {layer_id} that you can see.")
+        raise NotFound(_("There is no imagery layer %(layer)s that you can see.") % {"layer": layer_id})
     if layer.status not in SERVABLE:
-        raise NotFound(f"Imagery layer {layer_id} is {layer.status}; its imagery is not ready to show yet.")
+        raise NotFound(_("Imagery layer %(layer)s is %(status)s; its imagery is not ready to show yet.")
+                       % {"layer": layer_id, "status": layer.status})
     entry = xyz_layer(layer)
     caches["local"].set(key, entry, ACCESS_SECONDS)
     return entry
@@ -286,7 +291,10 @@ def tile_bytes(source: XYZLayer, z: int, x: int, y: int) -> bytes:
         data = render_tile(paths=source.paths, display=source.display, z=z, x=x, y=y,
                            quality=settings.TILE_QUALITY) or empty_tile()
     except RasterioError as exc:
-        raise ImageryUnavailable(f"The imagery of layer {source.layer_id} cannot be read now: {exc}") from exc
+        # GDAL's words (and the server's paths in them) are for the log, not for the client.
+        log.warning("layer %s: tile %s/%s/%s cannot be read: %s", source.layer_id, z, x, y, exc)
+        raise ImageryUnavailable(_("The imagery of layer %(layer)s cannot be read now.")
+                                 % {"layer": source.layer_id}) from exc
     store(source.key(z, x, y), data)
     return data
 
@@ -295,9 +303,10 @@ def tile_bytes(source: XYZLayer, z: int, x: int, y: int) -> bytes:
 
 def check_tile_address(source: XYZLayer, z: int, x: int, y: int) -> None:
     if not source.minzoom <= z <= source.maxzoom:
-        raise NotFound(f"Layer {source.layer_id} has XYZ tiles from zoom {source.minzoom} to {source.maxzoom}.")
+        raise NotFound(_("Layer %(layer)s has XYZ tiles from zoom %(min)s to %(max)s.")
+                       % {"layer": source.layer_id, "min": source.minzoom, "max": source.maxzoom})
     if not (0 <= x < 2**z and 0 <= y < 2**z):
-        raise NotFound(f"There is no tile {x}/{y} at zoom {z}.")
+        raise NotFound(_("There is no tile %(x)s/%(y)s at zoom %(z)s.") % {"x": x, "y": y, "z": z})
 
 
 class XYZTileView(APIView):

@@ -50,9 +50,9 @@ def access_project(user: AnyUser, slug: str, *, manage: bool = False, coordinate
     if project is None or not can_view_project(user, project):
         raise NotFound(_("There is no project '%(project)s' that you can see.") % {"project": slug})
     if manage and not can_manage_project(user, project):
-        raise NotAllowed(f"You may not manage the project '{slug}'.")
+        raise NotAllowed(_("You may not manage the project '%(project)s'.") % {"project": slug})
     if coordinate and not can_coordinate_project(user, project):
-        raise NotAllowed(f"Only the coordinators of the project '{slug}' may see this.")
+        raise NotAllowed(_("Only the coordinators of the project '%(project)s' may see this.") % {"project": slug})
     return project
 
 

@@ -14,6 +14,7 @@ tagging/members.py (roles) and tagging/gold.py (gold tiles).
 from typing import Any
 
 from django.db.models import QuerySet
+from django.utils.translation import gettext as _
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
 from rest_framework import serializers, status
 from rest_framework.generics import ListAPIView
@@ -137,7 +138,7 @@ class MemberList(ListAPIView):
         project = access_project(self.request.user, self.kwargs["slug"], manage=True)
         role = self.request.query_params.get("role", "")
         if role and role not in Membership.Role.values:
-            raise InvalidInput(f"role must be one of {', '.join(Membership.Role.values)}.",
+            raise InvalidInput(_("role must be one of %(choices)s.") % {"choices": ", ".join(Membership.Role.values)},
                                fields={"role": ["invalid choice"]})
         return members_of(project=project, role=role, search=self.request.query_params.get("q", "").strip())
 

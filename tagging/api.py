@@ -3,6 +3,7 @@
 from typing import Any
 
 from django.db.models import QuerySet
+from django.utils.translation import gettext as _
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
 from rest_framework.authtoken.views import ObtainAuthToken
@@ -57,7 +58,7 @@ class ProjectList(APIView):
     @extend_schema(request=ProjectInput, responses={201: ProjectOutput})
     def post(self, request: Request) -> Response:
         if not is_platform_admin(request.user):
-            raise NotAllowed("Only admins create projects.")
+            raise NotAllowed(_("Only admins create projects."))
         data = ProjectInput(data=request.data)
         data.is_valid(raise_exception=True)
         project = create_project(user=request.user, **data.validated_data)

@@ -12,6 +12,7 @@ from typing import Any
 
 from django.db.models import Prefetch, QuerySet
 from django.http import FileResponse, StreamingHttpResponse
+from django.utils.translation import gettext as _
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers, status
@@ -54,7 +55,7 @@ def _min_confidence(request: Request) -> float:
     except ValueError:
         value = -1.0
     if not 0.0 <= value <= 1.0:
-        raise InvalidInput(f"min_confidence must be a number from 0 to 1, not '{text}'.",
+        raise InvalidInput(_("min_confidence must be a number from 0 to 1, not '%(value)s'.") % {"value": text},
                            fields={"min_confidence": ["out of range"]})
     return value
 
@@ -62,7 +63,8 @@ def _min_confidence(request: Request) -> float:
 def _reviews(request: Request) -> bool:
     text = request.query_params.get("reviews", "1")
     if text not in ("0", "1"):
-        raise InvalidInput(f"reviews must be 1 (applied) or 0 (the crowd alone), not '{text}'.",
+        raise InvalidInput(_("reviews must be 1 (applied) or 0 (the crowd alone), not '%(value)s'.")
+                           % {"value": text},
                            fields={"reviews": ["must be 0 or 1"]})
     return text == "1"
 
@@ -249,7 +251,8 @@ class ReliabilityList(ListAPIView):
         project = access_project(self.request.user, self.kwargs["slug"], coordinate=True)
         ordering = self.request.query_params.get("ordering", "-n_votes")
         if ordering not in RELIABILITY_ORDERINGS:
-            raise InvalidInput(f"ordering must be one of {', '.join(RELIABILITY_ORDERINGS)}.",
+            raise InvalidInput(_("ordering must be one of %(choices)s.")
+                               % {"choices": ", ".join(RELIABILITY_ORDERINGS)},
                                fields={"ordering": ["invalid choice"]})
         return (VolunteerReliability.objects.filter(project=project).select_related("volunteer")
                 .order_by(ordering, "volunteer__username"))
@@ -323,7 +326,7 @@ class TileClassifications(ClassificationCreate):
         tile = access_tile(request.user, tile_id)
         project = tile.grid.project
         if not can_coordinate_project(request.user, project):
-            raise NotAllowed("Only the project's coordinators may see who said what on a tile.")
+            raise NotAllowed(_("Only the project's coordinators may see who said what on a tile."))
         consensus = TileConsensus.objects.filter(tile=tile).first()
         return Response({
             "tile": {"id": tile.pk, "col": tile.col, "row": tile.row, "status": tile.status,
@@ -352,10 +355,10 @@ class BuildingClassifications(APIView):
         """The evidence behind a building: who marked it (and where), who saw the spot and did not."""
         building = Building.objects.select_related("project").filter(pk=building_id).first()
         if building is None or not can_view_project(request.user, building.project):
-            raise NotFound(f"There is no building {building_id} that you can see.")
+            raise NotFound(_("There is no building %(building)s that you can see.") % {"building": building_id})
         project = building.project
         if not can_coordinate_project(request.user, project):
-            raise NotAllowed("Only the project's coordinators may see the evidence behind a building.")
+            raise NotAllowed(_("Only the project's coordinators may see the evidence behind a building."))
         supporting = votes_json(project, Classification.objects.filter(pk__in=building.classification_ids))
         on_building = set(building.mark_ids)
         for vote in supporting:

@@ -23,6 +23,7 @@ from django.db import transaction
 from django.db.models import Case, IntegerField, OuterRef, Subquery, Value, When
 from django.db.models.functions import Coalesce
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from config.errors import InvalidInput
 from imagery.models import Grid, ImageryLayer, Tile
@@ -83,12 +84,14 @@ def consensus_parameters(project: Project) -> dict[str, float]:
     given = project.consensus_settings or {}
     unknown = sorted(set(given) - set(DEFAULTS))
     if unknown:
-        raise InvalidInput(f"Unknown consensus settings: {', '.join(unknown)}; known: {', '.join(DEFAULTS)}.",
+        raise InvalidInput(_("Unknown consensus settings: %(unknown)s; known: %(known)s.")
+                           % {"unknown": ", ".join(unknown), "known": ", ".join(DEFAULTS)},
                            fields={"consensus_settings": unknown})
     merged = dict(DEFAULTS)
     for key, value in given.items():
         if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
-            raise InvalidInput(f"The consensus setting {key} must be a number of at least 0, not {value!r}.",
+            raise InvalidInput(_("The consensus setting %(setting)s must be a number of at least 0, not %(value)s.")
+                               % {"setting": key, "value": repr(value)},
                                fields={"consensus_settings": [key]})
         merged[key] = float(value)
     return merged

@@ -1,6 +1,7 @@
 """Gold tiles: tiles whose answer and buildings a manager knows, used to score volunteers and to teach them."""
 
 from django.db import transaction
+from django.utils.translation import gettext as _
 
 from config.errors import InvalidInput, NotFound
 from imagery.models import Tile
@@ -19,7 +20,7 @@ def set_gold(*, tile: Tile, answer: str, marks: list[tuple[float, float]]) -> Go
     check_classification(project=project, tile=tile, answer=answer, marks=[MarkInput(x, y) for x, y in marks],
                          seconds=None)
     if any(a["key"] == answer and a.get("abstain") for a in project.answers):
-        raise InvalidInput(f"A gold answer must be decisive, not the abstention '{answer}'.",
+        raise InvalidInput(_("A gold answer must be decisive, not the abstention '%(answer)s'.") % {"answer": answer},
                            fields={"answer": ["abstention"]})
     stored = [[float(x), float(y)] for x, y in marks]
     with transaction.atomic():
@@ -39,9 +40,9 @@ def clear_gold(*, tile: Tile) -> Tile:
     redundancy = tile.grid.project.redundancy
     with transaction.atomic():
         locked = Tile.objects.select_for_update().get(pk=tile.pk)
-        deleted, _ = GoldAnswer.objects.filter(tile=locked).delete()
+        deleted = GoldAnswer.objects.filter(tile=locked).delete()[0]
         if not deleted and locked.status != Tile.Status.GOLD:
-            raise NotFound(f"Tile {tile.pk} is not a gold tile.")
+            raise NotFound(_("Tile %(tile)s is not a gold tile.") % {"tile": tile.pk})
         locked.status = Tile.Status.RETIRED if locked.vote_count >= redundancy else Tile.Status.OPEN
         locked.save(update_fields=["status"])
         Classification.objects.filter(tile=locked, is_gold=True).update(is_gold=False)

@@ -22,6 +22,7 @@ from django.contrib.auth import get_user_model
 from django.db import transaction
 from django.utils import timezone
 from django.utils.dateparse import parse_date, parse_datetime
+from django.utils.translation import gettext as _
 
 from config.errors import InvalidInput
 from imagery.models import Grid, Tile
@@ -42,9 +43,12 @@ class ImportRejected(InvalidInput):
     code = "import_rejected"
 
     def __init__(self, path: Path, errors: list[tuple[int, str]]):
-        more = f"\n(only the first {MAX_REPORTED} bad rows are listed)" if len(errors) >= MAX_REPORTED else ""
-        lines = "\n".join(f"{path.name}, line {line}: {reason}" for line, reason in errors)
-        super().__init__(f"Nothing was imported: {len(errors)} bad row(s).\n{lines}{more}",
+        lines = [_("Nothing was imported: %(count)s bad row(s).") % {"count": len(errors)}]
+        lines += [_("%(file)s, line %(line)s: %(reason)s") % {"file": path.name, "line": line, "reason": reason}
+                  for line, reason in errors]
+        if len(errors) >= MAX_REPORTED:
+            lines.append(_("(only the first %(count)s bad rows are listed)") % {"count": MAX_REPORTED})
+        super().__init__("\n".join(lines),
                          fields={"rows": [f"line {line}: {reason}" for line, reason in errors]})
         self.errors = errors
 
@@ -82,8 +86,9 @@ def import_classifications(*, project: Project, path: Path) -> ImportResult:
             vote = _parse_vote(project, tiles, line, row)
             key = (vote.volunteer, vote.tile.col, vote.tile.row)
             if key in seen:
-                raise InvalidInput(f"{vote.volunteer} answered tile ({vote.tile.col}, {vote.tile.row}) already "
-                                   f"on line {seen[key]}.")
+                raise InvalidInput(_("%(volunteer)s answered tile (%(col)s, %(row)s) already on line %(line)s.")
+                                   % {"volunteer": vote.volunteer, "col": vote.tile.col, "row": vote.tile.row,
+                                      "line": seen[key]})
             seen[key] = line
             votes.append(vote)
         except InvalidInput as exc:
@@ -124,10 +129,11 @@ def import_gold(*, project: Project, path: Path) -> ImportResult:
             marks = _parse_marks(row.get("marks") or "", dated=False)
             check_classification(project=project, tile=tile, answer=answer, marks=marks, seconds=None)
             if answer in abstentions:
-                raise InvalidInput(f"A gold answer must be decisive, not the abstention '{answer}'.")
+                raise InvalidInput(_("A gold answer must be decisive, not the abstention '%(answer)s'.")
+                                   % {"answer": answer})
             if (tile.col, tile.row) in seen:
-                raise InvalidInput(f"Tile ({tile.col}, {tile.row}) has a gold answer already on line "
-                                   f"{seen[(tile.col, tile.row)]}.")
+                raise InvalidInput(_("Tile (%(col)s, %(row)s) has a gold answer already on line %(line)s.")
+                                   % {"col": tile.col, "row": tile.row, "line": seen[(tile.col, tile.row)]})
             seen[(tile.col, tile.row)] = line
             answers.append((tile, answer, [[m.x, m.y] for m in marks]))
         except InvalidInput as exc:
@@ -168,7 +174,8 @@ class _TileLookup:
     def __init__(self, project: Project):
         self.grid = Grid.objects.filter(project=project).first()
         if self.grid is None:
-            raise InvalidInput(f"The project '{project.slug}' has no grid yet: add imagery first.")
+            raise InvalidInput(_("The project '%(project)s' has no grid yet: add imagery first.")
+                               % {"project": project.slug})
         self.grid.project = project
         self.rows = {(col, row): rest for col, row, *rest in Tile.objects.filter(grid=self.grid).values_list(
             "col", "row", "id", "size", "minx", "miny", "maxx", "maxy", "status").iterator(chunk_size=20000)}
@@ -177,10 +184,11 @@ class _TileLookup:
         try:
             col, row = int(col_text), int(row_text)
         except (TypeError, ValueError):
-            raise InvalidInput(f"tile_col and tile_row must be whole numbers, not '{col_text}', '{row_text}'.")
+            raise InvalidInput(_("tile_col and tile_row must be whole numbers, not '%(col)s', '%(row)s'.")
+                               % {"col": col_text, "row": row_text})
         found = self.rows.get((col, row))
         if found is None:
-            raise InvalidInput(f"The project has no tile ({col}, {row}).")
+            raise InvalidInput(_("The project has no tile (%(col)s, %(row)s).") % {"col": col, "row": row})
         pk, size, minx, miny, maxx, maxy, status = found
         return Tile(pk=pk, grid=self.grid, col=col, row=row, size=size, minx=minx, miny=miny, maxx=maxx, maxy=maxy,
                     status=status)
@@ -195,27 +203,32 @@ def _rows(path: Path, columns: tuple[str, ...], required: tuple[str, ...]) -> It
             missing = [name for name in required if name not in header]
             unknown = [name for name in header if name not in columns]
             if missing or unknown:
-                reason = "; ".join(filter(None, [
-                    f"missing column(s) {', '.join(missing)}" if missing else "",
-                    f"unknown column(s) {', '.join(unknown)}" if unknown else ""]))
-                raise ImportRejected(path, [(1, f"{reason} (columns: {', '.join(columns)})")])
+                names = {"missing": ", ".join(missing), "unknown": ", ".join(unknown), "columns": ", ".join(columns)}
+                if missing and unknown:
+                    reason = _("missing column(s) %(missing)s; unknown column(s) %(unknown)s (columns: %(columns)s)")
+                elif missing:
+                    reason = _("missing column(s) %(missing)s (columns: %(columns)s)")
+                else:
+                    reason = _("unknown column(s) %(unknown)s (columns: %(columns)s)")
+                raise ImportRejected(path, [(1, reason % names)])
             reader.fieldnames = header
             for row in reader:
                 # The line the row ends on: its own line unless a quoted field spans several.
                 yield reader.line_num, ({"__extra__": "1"} if None in row else row)
     except UnicodeDecodeError as exc:
-        raise ImportRejected(path, [(0, f"the file is not UTF-8 text ({exc.reason})")])
+        raise ImportRejected(path, [(0, _("the file is not UTF-8 text (%(reason)s)") % {"reason": exc.reason})])
     except csv.Error as exc:
-        raise ImportRejected(path, [(0, f"the file is not valid CSV ({exc})")])
+        raise ImportRejected(path, [(0, _("the file is not valid CSV (%(error)s)") % {"error": exc})])
 
 
 def _parse_vote(project: Project, tiles: _TileLookup, line: int, row: dict[str, Any]) -> _Vote:
     if "__extra__" in row:
-        raise InvalidInput("the row has more fields than the header.")
+        raise InvalidInput(_("the row has more fields than the header."))
     tile = tiles.get(row["tile_col"], row["tile_row"])
     volunteer = (row.get("volunteer") or "").strip()
     if not PSEUDONYM.match(volunteer):
-        raise InvalidInput(f"volunteer '{volunteer}' is not a pseudonym (1-150 letters, digits and @.+-_).")
+        raise InvalidInput(_("volunteer '%(volunteer)s' is not a pseudonym (1-150 letters, digits and @.+-_).")
+                           % {"volunteer": volunteer})
     answer = (row.get("answer") or "").strip()
     marks = _parse_marks(row.get("marks") or "", dated=True)
     seconds = _parse_seconds(row.get("seconds") or "")
@@ -229,17 +242,19 @@ def _parse_marks(text: str, *, dated: bool) -> list[MarkInput]:
     try:
         points = json.loads(text)
     except json.JSONDecodeError:
-        raise InvalidInput(f"marks must be a JSON list such as [[120, 88]], not {text[:60]!r}.")
-    shape = '[x, y] or [x, y, "YYYY-MM-DD"]' if dated else "[x, y]"
+        raise InvalidInput(_("marks must be a JSON list such as [[120, 88]], not %(value)s.")
+                           % {"value": repr(text[:60])})
+    shape = _('[x, y] or [x, y, "YYYY-MM-DD"]') if dated else "[x, y]"
     if not isinstance(points, list):
-        raise InvalidInput(f"marks must be a JSON list of {shape}.")
+        raise InvalidInput(_("marks must be a JSON list of %(shape)s.") % {"shape": shape})
     marks = []
     for index, point in enumerate(points, start=1):
         ok = isinstance(point, list) and len(point) in ((2, 3) if dated else (2,))
         ok = ok and all(isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v) for v in point[:2])
         date = point[2] if ok and len(point) == 3 else None
         if not ok or (date is not None and (not isinstance(date, str) or parse_date(date) is None)):
-            raise InvalidInput(f"mark {index} must be {shape}, not {json.dumps(point)[:60]}.")
+            raise InvalidInput(_("mark %(index)s must be %(shape)s, not %(value)s.")
+                               % {"index": index, "shape": shape, "value": json.dumps(point)[:60]})
         marks.append(MarkInput(float(point[0]), float(point[1]), date))
     return marks
 
@@ -250,9 +265,9 @@ def _parse_seconds(text: str) -> float | None:
     try:
         seconds = float(text)
     except ValueError:
-        raise InvalidInput(f"seconds must be a number, not '{text}'.")
+        raise InvalidInput(_("seconds must be a number, not '%(value)s'.") % {"value": text})
     if not math.isfinite(seconds):
-        raise InvalidInput(f"seconds must be a number, not '{text}'.")
+        raise InvalidInput(_("seconds must be a number, not '%(value)s'.") % {"value": text})
     return seconds
 
 
@@ -267,11 +282,12 @@ def _parse_when(text: str) -> datetime | None:
     except ValueError:
         when = None
     if when is None:
-        raise InvalidInput(f"created_at must be an ISO date or date-time such as 2017-10-01T12:30:00Z, not '{text}'.")
+        raise InvalidInput(_("created_at must be an ISO date or date-time such as 2017-10-01T12:30:00Z, not "
+                             "'%(value)s'.") % {"value": text})
     if timezone.is_naive(when):
         when = timezone.make_aware(when, UTC)
     if when > timezone.now():
-        raise InvalidInput(f"created_at {text} is in the future.")
+        raise InvalidInput(_("created_at %(value)s is in the future.") % {"value": text})
     return when
 
 

@@ -29,6 +29,7 @@ from typing import Any
 from django.core.cache import caches
 from django.http import HttpResponse
 from django.utils.cache import patch_vary_headers
+from django.utils.translation import gettext as _
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework.request import Request
@@ -69,11 +70,11 @@ def parse_bbox(text: str | None) -> Bbox | None:
     try:
         west, south, east, north = (float(part) for part in text.split(","))
     except ValueError as exc:
-        raise InvalidInput("bbox must be west,south,east,north in degrees.", fields={"bbox": ["invalid"]}) from exc
+        raise InvalidInput(_("bbox must be west,south,east,north in degrees."), fields={"bbox": ["invalid"]}) from exc
     west, east = max(west, -180.0), min(east, 180.0)
     south, north = max(south, -90.0), min(north, 90.0)
     if not (west <= east and south <= north) or not all(map(math.isfinite, (west, south, east, north))):
-        raise InvalidInput("bbox must have west <= east and south <= north.", fields={"bbox": ["invalid"]})
+        raise InvalidInput(_("bbox must have west <= east and south <= north."), fields={"bbox": ["invalid"]})
     return west, south, east, north
 
 
@@ -86,7 +87,8 @@ def parse_unit(params: Any, name: str) -> float | None:
     except ValueError:
         value = -1.0
     if not 0.0 <= value <= 1.0:
-        raise InvalidInput(f"{name} must be a number from 0 to 1, not '{text}'.", fields={name: ["out of range"]})
+        raise InvalidInput(_("%(name)s must be a number from 0 to 1, not '%(value)s'.") % {"name": name, "value": text},
+                           fields={name: ["out of range"]})
     return value
 
 
@@ -97,7 +99,8 @@ def parse_zoom(params: Any) -> int | None:
     try:
         return min(max(int(float(text)), 0), 30)
     except ValueError as exc:
-        raise InvalidInput(f"zoom must be a number, not '{text}'.", fields={"zoom": ["invalid"]}) from exc
+        raise InvalidInput(_("zoom must be a number, not '%(value)s'.") % {"value": text},
+                           fields={"zoom": ["invalid"]}) from exc
 
 
 def parse_date(params: Any, name: str) -> date | None:
@@ -107,7 +110,8 @@ def parse_date(params: Any, name: str) -> date | None:
     try:
         return date.fromisoformat(text)
     except ValueError as exc:
-        raise InvalidInput(f"{name} must be a date such as 2017-10-20.", fields={name: ["invalid"]}) from exc
+        raise InvalidInput(_("%(name)s must be a date such as 2017-10-20.") % {"name": name},
+                           fields={name: ["invalid"]}) from exc
 
 
 def parse_flag(params: Any, name: str) -> bool:
@@ -121,7 +125,8 @@ def parse_reviewed(params: Any) -> bool | None:
     """reviewed=yes: only what a review decides; no: only the rest; any (or left out): both."""
     text = params.get("reviewed", "").lower()
     if text not in REVIEWED:
-        raise InvalidInput(f"reviewed must be any, yes or no, not '{text}'.", fields={"reviewed": ["invalid choice"]})
+        raise InvalidInput(_("reviewed must be any, yes or no, not '%(value)s'.") % {"value": text},
+                           fields={"reviewed": ["invalid choice"]})
     return REVIEWED[text]
 
 
@@ -129,7 +134,8 @@ def tile_filter(params: Any, project: Project) -> TileFilter:
     answers = tuple(sorted({a for a in params.get("answer", "").split(",") if a}))
     unknown = [a for a in answers if a not in project.answer_keys]
     if unknown:
-        raise InvalidInput(f"answer must be among {', '.join(project.answer_keys)}; not {', '.join(unknown)}.",
+        raise InvalidInput(_("answer must be among %(answers)s; not %(unknown)s.")
+                           % {"answers": ", ".join(project.answer_keys), "unknown": ", ".join(unknown)},
                            fields={"answer": ["invalid choice"]})
     return TileFilter(answers, parse_unit(params, "min_confidence"), parse_unit(params, "max_confidence"),
                       parse_flag(params, "contested"), parse_reviewed(params))
@@ -139,7 +145,7 @@ def building_filter(params: Any) -> BuildingFilter:
     low = parse_unit(params, "min_confidence")
     date_from, date_to = parse_date(params, "date_from"), parse_date(params, "date_to")
     if date_from and date_to and date_from > date_to:
-        raise InvalidInput("date_from must not be after date_to.", fields={"date_from": ["after date_to"]})
+        raise InvalidInput(_("date_from must not be after date_to."), fields={"date_from": ["after date_to"]})
     return BuildingFilter(0.5 if low is None else low, parse_unit(params, "max_confidence"), date_from, date_to,
                           parse_reviewed(params))
 
@@ -169,7 +175,8 @@ def map_view(request: Request, slug: str) -> View | None:
     params = request.query_params
     color = params.get("color") or "answer"
     if color not in COLOURS:
-        raise InvalidInput(f"color must be one of {', '.join(COLOURS)}.", fields={"color": ["invalid choice"]})
+        raise InvalidInput(_("color must be one of %(choices)s.") % {"choices": ", ".join(COLOURS)},
+                           fields={"color": ["invalid choice"]})
     bbox = parse_bbox(params.get("bbox"))
     zoom = parse_zoom(params)
     if grid is None:

@@ -9,6 +9,7 @@ from typing import Any
 from django.contrib.auth import get_user_model
 from django.db import transaction
 from django.db.models import Case, IntegerField, QuerySet, Value, When
+from django.utils.translation import gettext as _
 
 from config.errors import Conflict, NotFound
 from tagging.models import Membership, Project
@@ -17,14 +18,16 @@ from tagging.models import Membership, Project
 def _user(username: str) -> Any:
     user = get_user_model().objects.filter(username=username).first()
     if user is None:
-        raise NotFound(f"There is no user '{username}'.", fields={"username": ["unknown"]})
+        raise NotFound(_("There is no user '%(username)s'.") % {"username": username},
+                       fields={"username": ["unknown"]})
     return user
 
 
 def _check_not_last_manager(membership: Membership) -> None:
     if membership.role == Membership.Role.MANAGER and not Membership.objects.filter(
             project_id=membership.project_id, role=Membership.Role.MANAGER).exclude(pk=membership.pk).exists():
-        raise Conflict(f"{membership.user.username} is the project's last manager: appoint another manager first.",
+        raise Conflict(_("%(username)s is the project's last manager: appoint another manager first.")
+                       % {"username": membership.user.username},
                        fields={"username": ["last manager"]}, code="last_manager")
 
 
@@ -52,7 +55,8 @@ def remove_member(*, project: Project, username: str) -> None:
     with transaction.atomic():
         membership = Membership.objects.select_for_update().filter(project=project, user=user).first()
         if membership is None:
-            raise NotFound(f"{username} is not a member of this project.", fields={"username": ["not a member"]})
+            raise NotFound(_("%(username)s is not a member of this project.") % {"username": username},
+                           fields={"username": ["not a member"]})
         _check_not_last_manager(membership)
         membership.delete()
 

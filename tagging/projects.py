@@ -5,6 +5,7 @@ from typing import Any
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import IntegrityError, transaction
 from django.utils.text import slugify
+from django.utils.translation import gettext as _
 
 from config.errors import Conflict, InvalidInput
 from imagery.models import Tile
@@ -38,22 +39,24 @@ def answers_from_keys(keys: list[str]) -> list[dict[str, Any]]:
 def check_answers(answers: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Normalised answers, or InvalidInput naming what is wrong."""
     if not isinstance(answers, list) or not 2 <= len(answers) <= MAX_ANSWERS:
-        raise InvalidInput(f"A project needs 2 to {MAX_ANSWERS} answers.", fields={"answers": ["count"]})
+        raise InvalidInput(_("A project needs 2 to %(most)s answers.") % {"most": MAX_ANSWERS},
+                           fields={"answers": ["count"]})
     clean, seen = [], set()
     for answer in answers:
         key = str(answer.get("key", "")).strip() if isinstance(answer, dict) else ""
         if not key or slugify(key).replace("-", "_") != key:
-            raise InvalidInput(f"Answer key '{key}' must be a short identifier like no_damage.",
+            raise InvalidInput(_("Answer key '%(key)s' must be a short identifier like no_damage.") % {"key": key},
                                fields={"answers": ["bad key"]})
         if key in seen:
-            raise InvalidInput(f"Answer key '{key}' appears twice.", fields={"answers": ["duplicate"]})
+            raise InvalidInput(_("Answer key '%(key)s' appears twice.") % {"key": key},
+                               fields={"answers": ["duplicate"]})
         seen.add(key)
         clean.append({"key": key, "label": str(answer.get("label") or key)[:80],
                       "damage": bool(answer.get("damage")), "abstain": bool(answer.get("abstain"))})
     if sum(a["abstain"] for a in clean) > 1:
-        raise InvalidInput("At most one answer can be an abstention.", fields={"answers": ["abstain"]})
+        raise InvalidInput(_("At most one answer can be an abstention."), fields={"answers": ["abstain"]})
     if len(clean) - sum(a["abstain"] for a in clean) < 2:
-        raise InvalidInput("A project needs at least two answers that are not abstentions.",
+        raise InvalidInput(_("A project needs at least two answers that are not abstentions."),
                            fields={"answers": ["abstain"]})
     return clean
 
@@ -61,7 +64,8 @@ def check_answers(answers: list[dict[str, Any]]) -> list[dict[str, Any]]:
 def check_slug(slug: str) -> str:
     """The slug, or InvalidInput (field "slug") when it is malformed or names one of the site's own pages."""
     if slugify(slug) != slug or not slug:
-        raise InvalidInput(f"'{slug}' is not a valid slug: use lowercase letters, digits and hyphens.",
+        raise InvalidInput(_("'%(slug)s' is not a valid slug: use lowercase letters, digits and hyphens.")
+                           % {"slug": slug},
                            fields={"slug": ["invalid"]})
     if slug in RESERVED_SLUGS:
         raise InvalidInput(reserved_slug_message(slug), fields={"slug": ["reserved"]})
@@ -69,7 +73,8 @@ def check_slug(slug: str) -> str:
 
 
 def reserved_slug_message(slug: str) -> str:
-    return f"'{slug}' is reserved: /projects/{slug}/ is a page of the site. Choose another slug."
+    return _("'%(slug)s' is reserved: /projects/%(slug)s/ is a page of the site. Choose another slug.") % {
+        "slug": slug}
 
 
 def create_project(*, slug: str, name: str, user: AbstractBaseUser | None = None,
@@ -78,12 +83,12 @@ def create_project(*, slug: str, name: str, user: AbstractBaseUser | None = None
     """Create a project (status draft); its creator becomes its manager. Raises InvalidInput or Conflict."""
     check_slug(slug)
     if not 64 <= tile_size <= 4096:
-        raise InvalidInput("The tile size must be between 64 and 4096 pixels.", fields={"tile_size": ["range"]})
+        raise InvalidInput(_("The tile size must be between 64 and 4096 pixels."), fields={"tile_size": ["range"]})
     if not 0 <= overlap < tile_size // 2:
-        raise InvalidInput("The overlap must be at least 0 and less than half the tile size.",
+        raise InvalidInput(_("The overlap must be at least 0 and less than half the tile size."),
                            fields={"overlap": ["range"]})
     if not 1 <= redundancy <= 100:
-        raise InvalidInput("Redundancy must be between 1 and 100 volunteers per tile.",
+        raise InvalidInput(_("Redundancy must be between 1 and 100 volunteers per tile."),
                            fields={"redundancy": ["range"]})
     answers = check_answers(answers if answers is not None else [dict(a) for a in DEFAULT_ANSWERS])
     try:
@@ -93,7 +98,8 @@ def create_project(*, slug: str, name: str, user: AbstractBaseUser | None = None
             if user is not None:
                 Membership.objects.create(project=project, user=user, role=Membership.Role.MANAGER)
     except IntegrityError as exc:
-        raise Conflict(f"A project with the slug '{slug}' exists already.", fields={"slug": ["taken"]}) from exc
+        raise Conflict(_("A project with the slug '%(slug)s' exists already.") % {"slug": slug},
+                       fields={"slug": ["taken"]}) from exc
     return project
 
 
@@ -115,17 +121,18 @@ def answers_locked(*, project: Project) -> bool:
 
 def _check_ranges(changes: dict[str, Any]) -> None:
     if "redundancy" in changes and not 1 <= changes["redundancy"] <= 100:
-        raise InvalidInput("Redundancy must be between 1 and 100 volunteers per tile.",
+        raise InvalidInput(_("Redundancy must be between 1 and 100 volunteers per tile."),
                            fields={"redundancy": ["range"]})
     confidence = changes.get("retire_confidence")
     if confidence is not None and not 0.5 <= confidence <= 1:
-        raise InvalidInput("The early retirement confidence must be between 0.5 and 1, or empty for none.",
+        raise InvalidInput(_("The early retirement confidence must be between 0.5 and 1, or empty for none."),
                            fields={"retire_confidence": ["range"]})
     if "gold_rate" in changes and not 0 <= changes["gold_rate"] <= 1:
-        raise InvalidInput("The gold rate must be between 0 and 1.", fields={"gold_rate": ["range"]})
+        raise InvalidInput(_("The gold rate must be between 0 and 1."), fields={"gold_rate": ["range"]})
     for name in ("name", "question"):
         if name in changes and not str(changes[name]).strip():
-            raise InvalidInput(f"The {name} cannot be empty.", fields={name: ["blank"]})
+            blank = _("The name cannot be empty.") if name == "name" else _("The question cannot be empty.")
+            raise InvalidInput(blank, fields={name: ["blank"]})
 
 
 def update_project(*, project: Project, changes: dict[str, Any]) -> Project:
@@ -141,8 +148,9 @@ def update_project(*, project: Project, changes: dict[str, Any]) -> Project:
     if "answers" in changes:
         changes["answers"] = check_answers(changes["answers"])
         if _meaning(changes["answers"]) != _meaning(project.answers) and answers_locked(project=project):
-            raise Conflict("Volunteers have already answered with this project's answer keys, so the keys, their "
-                           "order and what they mean (damage, can't tell) can no longer change; their labels can.",
+            raise Conflict(_("Volunteers have already answered with this project's answer keys, so the keys, their "
+                             "order and what they mean (damage, can't tell) can no longer change; their labels "
+                             "can."),
                            fields={"answers": ["keys in use"]}, code="answers_in_use")
     with transaction.atomic():
         for key, value in changes.items():
@@ -186,19 +194,21 @@ def change_status(*, project: Project, new: str) -> Project:
     Opening needs tiles to tag; going back to draft is only possible before the first vote.
     """
     if new not in Project.Status.values:
-        raise InvalidInput(f"'{new}' is not a project status; use one of {', '.join(Project.Status.values)}.",
+        raise InvalidInput(_("'%(status)s' is not a project status; use one of %(choices)s.")
+                           % {"status": new, "choices": ", ".join(Project.Status.values)},
                            fields={"status": ["invalid choice"]})
     if new == project.status:
         return project
     if new not in TRANSITIONS[project.status]:
         allowed = ", ".join(allowed_statuses(project))
-        raise Conflict(f"A {project.status} project cannot become {new}; it can become: {allowed}.",
+        raise Conflict(_("A %(status)s project cannot become %(new)s; it can become: %(allowed)s.")
+                       % {"status": project.status, "new": new, "allowed": allowed},
                        fields={"status": ["transition"]}, code="transition")
     if new == ACTIVE and not Tile.objects.filter(grid__project=project).exists():
-        raise Conflict("The project has no tiles yet: upload imagery and let it be cut into tiles before opening.",
+        raise Conflict(_("The project has no tiles yet: upload imagery and let it be cut into tiles before opening."),
                        fields={"status": ["no tiles"]}, code="no_tiles")
     if new == DRAFT and Classification.objects.filter(project=project).exists():
-        raise Conflict("Volunteers have voted on this project: it cannot go back to draft. Pause it instead.",
+        raise Conflict(_("Volunteers have voted on this project: it cannot go back to draft. Pause it instead."),
                        fields={"status": ["has votes"]}, code="has_votes")
     Project.objects.filter(pk=project.pk).update(status=new)
     project.status = new

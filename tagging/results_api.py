@@ -14,6 +14,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.http import JsonResponse
+from django.utils.translation import gettext as _
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers
@@ -36,8 +37,8 @@ def access_results(user: Any, slug: str) -> Project:
     project = access_project(user, slug)
     if not results_visible(user, project):
         if project.published_at is None:
-            raise NotAllowed("The results of this project are not published yet.")
-        raise NotAllowed("The results are shown to the volunteers who tagged tiles of this project.")
+            raise NotAllowed(_("The results of this project are not published yet."))
+        raise NotAllowed(_("The results are shown to the volunteers who tagged tiles of this project."))
     return project
 
 

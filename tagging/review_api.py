@@ -13,6 +13,7 @@ from typing import Any
 from django.db.models import Q, QuerySet
 from django.http import FileResponse
 from django.utils import timezone
+from django.utils.translation import gettext as _
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers, status
@@ -74,16 +75,18 @@ def _target(project: Project, data: dict[str, Any]) -> tuple[Tile | None, Buildi
     if data.get("tile") is not None:
         tile = Tile.objects.select_related("grid").filter(pk=data["tile"], grid__project=project).first()
         if tile is None:
-            raise InvalidInput(f"There is no tile {data['tile']} in this project.", fields={"tile": ["not found"]})
+            raise InvalidInput(_("There is no tile %(tile)s in this project.") % {"tile": data["tile"]},
+                               fields={"tile": ["not found"]})
     if data.get("building") is not None:
         building = Building.objects.filter(pk=data["building"], project=project).first()
         if building is None:
-            raise InvalidInput(f"There is no building {data['building']} in this project.",
+            raise InvalidInput(_("There is no building %(building)s in this project.") % {"building": data["building"]},
                                fields={"building": ["not found"]})
     if data.get("added") is not None:
         added = Review.objects.filter(pk=data["added"], project=project, action=Review.Action.ADD).first()
         if added is None:
-            raise InvalidInput(f"There is no building added by review {data['added']} in this project.",
+            raise InvalidInput(_("There is no building added by review %(review)s in this project.")
+                               % {"review": data["added"]},
                                fields={"added": ["not found"]})
     return tile, building, added
 
@@ -108,7 +111,7 @@ class ReviewList(ListAPIView):
         for name in ("tile", "building", "added"):
             if params.get(name):
                 if not params[name].isdigit():
-                    raise InvalidInput(f"{name} must be an id.", fields={name: ["not an id"]})
+                    raise InvalidInput(_("%(name)s must be an id.") % {"name": name}, fields={name: ["not an id"]})
                 pk = int(params[name])
                 reviews = reviews.filter(Q(added_id=pk) | Q(pk=pk, action=Review.Action.ADD)) if name == "added" \
                     else reviews.filter(**{f"{name}_id": pk})
@@ -136,7 +139,7 @@ class ReviewUndo(APIView):
         """Undo a review: it stays in the trail, marked undone; the previous live review (or the crowd) decides."""
         review = Review.objects.select_related("project").filter(pk=review_id).first()
         if review is None or not can_view_project(request.user, review.project):
-            raise NotFound(f"There is no review {review_id} that you can see.")
+            raise NotFound(_("There is no review %(review)s that you can see.") % {"review": review_id})
         access_project(request.user, review.project.slug, coordinate=True)
         return Response(ReviewOutput(undo_review(review=review, user=request.user)).data)
 
@@ -161,7 +164,7 @@ class ReviewQueue(APIView):
         project = access_project(request.user, slug, coordinate=True)
         kind = request.query_params.get("kind") or None
         if kind not in (None, "tile", "building"):
-            raise InvalidInput("kind must be tile or building.", fields={"kind": ["invalid choice"]})
+            raise InvalidInput(_("kind must be tile or building."), fields={"kind": ["invalid choice"]})
         paginator = LimitOffsetPagination()
         page = paginator.paginate_queryset(review_queue(project=project, kind=kind), request, view=self)
         return paginator.get_paginated_response(page)
@@ -176,7 +179,7 @@ class ReviewTile(APIView):
         tile = (Tile.objects.select_related("grid").prefetch_related("images__layer")
                 .filter(pk=tile_id, grid__project=project).first())
         if tile is None:
-            raise NotFound(f"There is no tile {tile_id} in this project.")
+            raise NotFound(_("There is no tile %(tile)s in this project.") % {"tile": tile_id})
         return Response(review_tile_json(project, tile))
 
 

@@ -23,6 +23,7 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
+from django.utils.translation import gettext as _
 from pyproj import Transformer
 
 from config.errors import Conflict, InvalidInput, NotFound
@@ -240,7 +241,7 @@ def added_review_state(add: Review) -> dict[str, Any]:
 def _grid(project: Project) -> Grid:
     grid = Grid.objects.filter(project=project).first()
     if grid is None:
-        raise InvalidInput("This project has no grid yet, so nothing can be placed on it.",
+        raise InvalidInput(_("This project has no grid yet, so nothing can be placed on it."),
                            fields={"location": ["no grid"]})
     return grid
 
@@ -254,44 +255,47 @@ def check_location(*, project: Project, lon: float | None = None, lat: float | N
     elif lon is not None and lat is not None:
         ground_x, ground_y = Transformer.from_crs("EPSG:4326", grid.crs, always_xy=True).transform(lon, lat)
     else:
-        raise InvalidInput("A location is needed: lon and lat, or ground_x and ground_y.",
+        raise InvalidInput(_("A location is needed: lon and lat, or ground_x and ground_y."),
                            fields={"location": ["required"]})
     assert ground_x is not None and ground_y is not None and lon is not None and lat is not None
     right, bottom = grid.origin_x + grid.width * grid.pixel_size, grid.origin_y - grid.height * grid.pixel_size
     if not (grid.origin_x <= ground_x <= right and bottom <= ground_y <= grid.origin_y):
-        raise InvalidInput("The location is outside the project's grid.", fields={"location": ["outside the grid"]})
+        raise InvalidInput(_("The location is outside the project's grid."), fields={"location": ["outside the grid"]})
     return float(ground_x), float(ground_y), float(lon), float(lat)
 
 
 def _check_target(*, project: Project, action: str, tile: Tile | None, building: Building | None,
                   added: Review | None) -> None:
     if tile is not None and tile.grid.project_id != project.pk:
-        raise NotFound(f"There is no tile {tile.pk} in this project.")
+        raise NotFound(_("There is no tile %(tile)s in this project.") % {"tile": tile.pk})
     if building is not None and building.project_id != project.pk:
-        raise NotFound(f"There is no building {building.pk} in this project.")
+        raise NotFound(_("There is no building %(building)s in this project.") % {"building": building.pk})
     if added is not None:
         if added.project_id != project.pk or added.action != A.ADD:
-            raise NotFound(f"There is no added building {added.pk} in this project.")
+            raise NotFound(_("There is no added building %(review)s in this project.") % {"review": added.pk})
         if building is not None or tile is not None or action == A.ADD:
-            raise InvalidInput("Review an added building alone: name no tile or building, and add no other.",
+            raise InvalidInput(_("Review an added building alone: name no tile or building, and add no other."),
                                fields={"added": ["give added alone"]})
         if added.undone_at is not None:
-            raise Conflict(f"The building added by review {added.pk} was taken back (undone): there is nothing "
-                           f"to change.", fields={"added": ["undone"]})
+            raise Conflict(_("The building added by review %(review)s was taken back (undone): there is nothing "
+                             "to change.") % {"review": added.pk}, fields={"added": ["undone"]})
     if action == A.ADD:
         if building is not None:
-            raise InvalidInput("An added building is new: name no building.", fields={"building": ["not allowed"]})
+            raise InvalidInput(_("An added building is new: name no building."), fields={"building": ["not allowed"]})
     elif building is not None and tile is not None:
-        raise InvalidInput("Review a tile or a building, not both.", fields={"building": ["give tile or building"]})
+        raise InvalidInput(_("Review a tile or a building, not both."), fields={"building": ["give tile or building"]})
     elif building is None and tile is None and added is None:
-        raise InvalidInput("Name the tile or the building you review.", fields={"tile": ["required"],
-                                                                                  "building": ["required"]})
+        raise InvalidInput(_("Name the tile or the building you review."), fields={"tile": ["required"],
+                                                                                     "building": ["required"]})
     elif (building is not None or added is not None) and action not in BUILDING_ACTIONS:
-        raise InvalidInput(f"A building can be confirmed, rejected or moved, not {action}ed.",
-                           fields={"action": ["not for a building"]})
+        # RELABEL (ADD was turned away above): a whole sentence per action, for the translations.
+        refused = (_("A building can be confirmed, rejected or moved, not relabeled.") if action == A.RELABEL
+                   else _("A building can be confirmed, rejected or moved, not added."))
+        raise InvalidInput(refused, fields={"action": ["not for a building"]})
     elif tile is not None and action not in TILE_ACTIONS:
-        raise InvalidInput(f"A tile can be confirmed, rejected or relabelled, not {action}d.",
-                           fields={"action": ["not for a tile"]})
+        refused = (_("A tile can be confirmed, rejected or relabelled, not moved.") if action == A.MOVE
+                   else _("A tile can be confirmed, rejected or relabelled, not added."))
+        raise InvalidInput(refused, fields={"action": ["not for a tile"]})
 
 
 def create_review(*, project: Project, reviewer: AbstractBaseUser, action: str, tile: Tile | None = None,
@@ -307,10 +311,12 @@ def create_review(*, project: Project, reviewer: AbstractBaseUser, action: str, 
     the project.
     """
     if action not in A.values:
-        raise InvalidInput(f"action must be one of {', '.join(A.values)}.", fields={"action": ["invalid choice"]})
+        raise InvalidInput(_("action must be one of %(choices)s.") % {"choices": ", ".join(A.values)},
+                           fields={"action": ["invalid choice"]})
     _check_target(project=project, action=action, tile=tile, building=building, added=added)
     if action == A.RELABEL and label not in project.answer_keys:
-        raise InvalidInput(f"label must be one of the project's answers: {', '.join(project.answer_keys)}.",
+        raise InvalidInput(_("label must be one of the project's answers: %(answers)s.")
+                           % {"answers": ", ".join(project.answer_keys)},
                            fields={"label": ["required" if not label else "not an answer of the project"]})
     place = None
     if action in (A.MOVE, A.ADD):
@@ -342,7 +348,7 @@ def undo_review(*, review: Review, user: AbstractBaseUser) -> Review:
     changed = Review.objects.filter(pk=review.pk, undone_at__isnull=True).update(
         undone_at=timezone.now(), undone_by=user)
     if not changed:
-        raise Conflict(f"Review {review.pk} was already undone.")
+        raise Conflict(_("Review %(review)s was already undone.") % {"review": review.pk})
     transaction.on_commit(lambda: _refresh_map(review.project_id))
     review.refresh_from_db()
     return review

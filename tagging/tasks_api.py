@@ -7,6 +7,7 @@ from collections.abc import Callable
 from typing import Any
 
 from django.utils import timezone
+from django.utils.translation import gettext as _
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import serializers, status
 from rest_framework.renderers import JSONRenderer
@@ -194,7 +195,7 @@ class RenewLease(APIView):
         """Keep the lease while the volunteer is working on the tile."""
         assignment = Assignment.objects.filter(pk=lease_id, volunteer=request.user).first()
         if assignment is None:
-            raise NotFound(f"You hold no lease {lease_id}.")
+            raise NotFound(_("You hold no lease %(lease)s.") % {"lease": lease_id})
         return Response(lease_json(renew_lease(assignment=assignment)))
 
 

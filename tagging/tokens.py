@@ -16,6 +16,7 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.cache import caches
+from django.utils.translation import gettext as _
 from rest_framework import authentication, exceptions
 from rest_framework.authtoken.models import Token
 
@@ -29,7 +30,7 @@ class TokenAuthentication(authentication.TokenAuthentication):
     def authenticate_credentials(self, key: str) -> tuple[AbstractBaseUser, Token]:
         user = rows.instance(get_user_model(), iter(_user_row(key)))
         if not user.is_active:
-            raise exceptions.AuthenticationFailed("User inactive or deleted.")
+            raise exceptions.AuthenticationFailed(_("User inactive or deleted."))
         return user, Token(key=key, user=user)
 
 
@@ -46,7 +47,7 @@ def _user_row(key: str) -> tuple[Any, ...]:
                          f"JOIN {Token._meta.db_table} t ON t.user_id = u.{users._meta.pk.column} "
                          "WHERE t.key = %s", [key], prepare=True)
     if row is None:
-        raise exceptions.AuthenticationFailed("Invalid token.")
+        raise exceptions.AuthenticationFailed(_("Invalid token."))
     if settings.TOKEN_CACHE_SECONDS > 0:
         caches["local"].set(_cache_key(key), row, settings.TOKEN_CACHE_SECONDS)
     return row

@@ -4,6 +4,7 @@ from typing import Any
 
 from django.contrib.auth import authenticate
 from django.db import IntegrityError, transaction
+from django.utils.translation import gettext as _
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
 from rest_framework.request import Request
@@ -136,7 +137,10 @@ class InvitationList(APIView):
         data.is_valid(raise_exception=True)
         role = data.validated_data["role"]
         if not _may_invite(request.user, project, role):
-            raise NotAllowed(f"You may not invite {role}s to '{slug}'.")
+            refused = {Membership.Role.MANAGER: _("You may not invite managers to '%(project)s'."),
+                       Membership.Role.COORDINATOR: _("You may not invite coordinators to '%(project)s'.")}
+            message = refused.get(role, _("You may not invite volunteers to '%(project)s'."))
+            raise NotAllowed(message % {"project": slug})
         invitation = create_invitation(project=project, invited_by=request.user, role=role,
                                        note=data.validated_data["note"], days=data.validated_data.get("days"))
         return Response({"token": invitation.token, "role": invitation.role, "expires_at": invitation.expires_at,
@@ -179,7 +183,7 @@ class AccountView(APIView):
         data.is_valid(raise_exception=True)
         if authenticate(request._request, username=request.user.username,
                         password=data.validated_data["password"]) is None:
-            raise InvalidInput("That is not your password.", fields={"password": ["wrong password"]})
+            raise InvalidInput(_("That is not your password."), fields={"password": ["wrong password"]})
         delete_account(user=request.user)
         return Response(status=status.HTTP_204_NO_CONTENT)
 

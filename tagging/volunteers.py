@@ -16,6 +16,7 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 from django.db.models import Count, Q, QuerySet
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from config.errors import Conflict, NotFound
 from imagery.models import Tile
@@ -63,7 +64,7 @@ def check_practice(*, volunteer: AbstractBaseUser, project: Project, tile_id: in
     # Only the tutorial's own tiles: feedback on any tile would tell a volunteer which tiles are gold.
     gold = next((gold for gold in _practice_golds(project) if gold.tile_id == tile_id), None)
     if gold is None:
-        raise NotFound(f"Tile {tile_id} is not a practice tile of this project.")
+        raise NotFound(_("Tile %(tile)s is not a practice tile of this project.") % {"tile": tile_id})
     check_classification(project=project, tile=gold.tile, answer=answer, marks=marks, seconds=None)
     ensure_seen(volunteer=volunteer, project=project, tile_ids=[tile_id])
     return compare_with_gold(gold=gold, answer=answer, marks=[(m.x, m.y) for m in marks])
@@ -142,7 +143,7 @@ def create_invitation(*, project: Project, invited_by: AbstractBaseUser, role: s
 def find_invitation(*, token: str) -> Invitation:
     invitation = Invitation.objects.select_related("project").filter(token=token).first()
     if invitation is None:
-        raise NotFound("This invitation link is not valid. Ask the project's coordinators for a new one.")
+        raise NotFound(_("This invitation link is not valid. Ask the project's coordinators for a new one."))
     return invitation
 
 
@@ -151,11 +152,11 @@ def accept_invitation(*, token: str, volunteer: AbstractBaseUser) -> Membership:
     with transaction.atomic():
         invitation = Invitation.objects.select_for_update().filter(token=token).select_related("project").first()
         if invitation is None:
-            raise NotFound("This invitation link is not valid. Ask the project's coordinators for a new one.")
+            raise NotFound(_("This invitation link is not valid. Ask the project's coordinators for a new one."))
         if invitation.accepted_by_id not in (None, volunteer.pk):
-            raise Conflict("This invitation has already been used. Ask the project's coordinators for a new one.")
+            raise Conflict(_("This invitation has already been used. Ask the project's coordinators for a new one."))
         if invitation.accepted_by_id is None and invitation.expires_at <= timezone.now():
-            raise Conflict("This invitation has expired. Ask the project's coordinators for a new one.")
+            raise Conflict(_("This invitation has expired. Ask the project's coordinators for a new one."))
         membership, created = Membership.objects.get_or_create(
             project=invitation.project, user=volunteer, defaults={"role": invitation.role})
         if invitation.accepted_by_id is None:
