@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from django.core.management import call_command
 
-from imagery.models import Tile
+from imagery.models import Tile, TileImage
 from tagging.models import Classification, GoldAnswer, Membership
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -275,3 +275,46 @@ def test_a_refused_answer_says_why_in_the_volunteers_language(chromium, live_ser
     assert workspace_hidden
     assert not volunteer.errors, volunteer.errors
     assert not Classification.objects.filter(volunteer=user).exists()
+
+
+def test_a_tile_lacking_a_date_is_shown_and_said_so_in_every_compare_mode(chromium, live_server, demo,
+                                                                         django_user_model) -> None:
+    """The dates' images need not cover the same ground: a tile of a two-date project may have one image only.
+    The page used to fail on such a tile (it looked for the later image at the index of the project's later
+    date). It shows the one image, says which date is missing, survives flick, swipe and side by side, and a
+    point put on it records the image's date."""
+    project = demo.first().grid.project
+    earlier, later = (str(d) for d in project.layers.order_by("date").values_list("date", flat=True))
+    TileImage.objects.filter(tile__grid__project=project, layer__date=earlier).delete()
+    user = django_user_model.objects.create_user("one-date", password="a long volunteer passphrase")
+    Membership.objects.create(project=project, user=user, tutorial_done_at=project.created_at)
+    context = chromium.new_context(**VIEWPORTS["laptop"])
+    page = context.new_page()
+    volunteer = Volunteer(page, "laptop", "en", ARTIFACTS)
+    page.goto(f"{live_server.url}/accounts/login/")
+    page.fill("input[name=login]", "one-date")
+    page.fill("input[name=password]", "a long volunteer passphrase")
+    page.click("form button[type=submit]")
+    page.wait_for_url(f"{live_server.url}/")
+    page.goto(f"{live_server.url}/projects/demo/tag/")
+    tile = volunteer.wait_for_tile(None)
+    labels = [volunteer.date_shown()]
+    page.keyboard.press("d")  # flick: there is nothing to flick to, and nothing breaks
+    labels.append(volunteer.date_shown())
+    for mode in ("swipe", "side", "flick"):
+        page.click(f"#date-bar [data-mode={mode}]")
+        page.wait_for_timeout(200)
+        labels.append(volunteer.date_shown())
+    clipped = page.eval_on_selector("#map-a img.leaflet-image-layer", "img => img.style.clipPath")
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    volunteer.shot("8-tile-lacking-a-date")
+    volunteer.point(0.5, 0.5)
+    volunteer.send()
+    page.wait_for_function("document.getElementById('session-count').textContent.includes('1')")
+    context.close()
+    assert not volunteer.errors, volunteer.errors
+    assert labels == [f"{later} (no image of {earlier} on this tile)"] * 5
+    assert not clipped  # swipe mode left the only image whole
+    vote = Classification.objects.get(volunteer=user, tile_id=tile)
+    assert vote.answer == "destroyed"
+    assert [str(mark.layer.date) for mark in vote.marks.select_related("layer")] == [later]

@@ -96,7 +96,12 @@
     const later = state.dateIndex;
     if (state.compare === "flick" || n === 1) {
       overlaysA[later].addTo(mapA);
-      $("label-a").textContent = n > 1 ? images[later].date : "";
+      // A tile of a multi-date project may lack a date (the images' footprints differ): say which.
+      const missing = dates.filter((d) => !images.some((image) => image.date === d));
+      $("label-a").textContent = n > 1 || !multiDate ? (n > 1 ? images[later].date : "")
+        : interpolate(gettext("%(date)s (no image of %(missing)s on this tile)"),
+                      {date: images[later].date, missing: missing.join(", ")}, true);
+      $("label-b").textContent = "";
     } else if (state.compare === "swipe") {
       const earlier = later === 0 ? 1 : later - 1;
       overlaysA[earlier].addTo(mapA);
@@ -120,7 +125,8 @@
   function clipSwipe() {
     const top = overlaysA[state.dateIndex];
     const el = top && top.getElement();
-    if (el) el.style.clipPath = `inset(0 0 0 ${$("swipe").value}%)`;
+    // Nothing to swipe to on a tile with one image: it stays whole.
+    if (el) el.style.clipPath = overlaysA.length > 1 ? `inset(0 0 0 ${$("swipe").value}%)` : "";
   }
 
   function setCompare(mode) {
@@ -134,7 +140,7 @@
     if (side && !mapB) {
       mapB = makeMap("map-b");
       syncMaps(mapA, mapB);
-      mapB.on("click", (e) => addMark(e.latlng, dateOfMap(mapB)));
+      mapB.on("click", (e) => { const date = dateOfMap(mapB); if (date !== undefined) addMark(e.latlng, date); });
     }
     mapA.invalidateSize();
     if (mapB) mapB.invalidateSize();
@@ -150,12 +156,12 @@
     follow(a, b); follow(b, a);
   }
 
-  // The date a point records: the image it was put on.
+  // The date a point records: the image it was put on (undefined: no image on that map, on a tile lacking a date).
   function dateOfMap(map) {
     if (!multiDate) return null;
     const images = state.task.tile.images;
-    if (map === mapB) return images[state.dateIndex === 0 ? 1 : state.dateIndex - 1].date;
-    return images[state.dateIndex].date;
+    const image = map === mapB ? images[state.dateIndex === 0 ? 1 : state.dateIndex - 1] : images[state.dateIndex];
+    return image && image.date;
   }
 
   // --- Marks ---------------------------------------------------------------------------------------------------
@@ -232,6 +238,7 @@
     clearFeedback();
     renderAnswers(task.answers);
     $("question").textContent = gettext(task.question);
+    state.dateIndex = Math.max(0, task.tile.images.length - 1);  // every tile opens on its latest image
     showImages(task);
     state.shownAt = performance.now();
     startLease(task.lease);
