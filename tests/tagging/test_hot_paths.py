@@ -121,3 +121,38 @@ def test_next_tile_and_submit_answer_json_whatever_the_client_accepts(volunteer)
     vote = api.post(f"/api/v1/tiles/{task.json()['tile']['id']}/classifications/", {"answer": "destroyed"},
                     format="json")
     assert vote.status_code == 201 and vote.json()["answer"] == "destroyed"
+
+
+def test_the_hot_requests_read_json_bodies_and_leave_the_rest_to_drf(volunteer) -> None:
+    """next-tile and submit read a JSON body themselves (tasks_api.json_body); what json.loads refuses (broken
+    JSON, NaN) and what is not JSON (a form) still get DRF's parsers and its 400 for a parse error."""
+    project_with_tiles()
+    api = APIClient(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=volunteer).key}")
+    first = api.post("/api/v1/projects/raqqa/tasks/next/", data=b"", content_type="application/json")
+    assert first.status_code == 200
+    tile = first.json()["tile"]["id"]
+    # A JSON body is read: the excluded tile (the one on screen) is not handed back, another one is.
+    second = api.post("/api/v1/projects/raqqa/tasks/next/", data=f'{{"exclude": [{tile}]}}',
+                      content_type="application/json")
+    assert second.status_code == 200 and second.json()["tile"]["id"] != tile
+    broken = api.post(f"/api/v1/tiles/{tile}/classifications/", data=b'{"answer": "destroyed"',
+                      content_type="application/json")
+    assert broken.status_code == 400 and "JSON parse error" in broken.json()["error"]["message"]
+    not_a_number = api.post(f"/api/v1/tiles/{tile}/classifications/",
+                            data=b'{"answer": "destroyed", "marks": [{"x": NaN, "y": 3}]}',
+                            content_type="application/json")
+    assert not_a_number.status_code == 400 and "JSON parse error" in not_a_number.json()["error"]["message"]
+    assert not volunteer.classifications.exists()
+    form = api.post(f"/api/v1/tiles/{tile}/classifications/", {"answer": "destroyed"})  # multipart, DRF's parser
+    assert form.status_code == 201 and form["Content-Type"] == "application/json"
+    assert form.content.startswith(b'{"id":')  # DRF's compact rendering, as before
+
+
+def test_nothing_left_is_a_204_without_a_body_or_a_type(volunteer) -> None:
+    project_with_tiles(cols=1, rows=1)
+    api = APIClient(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=volunteer).key}")
+    tile = api.post("/api/v1/projects/raqqa/tasks/next/").json()["tile"]["id"]
+    assert api.post(f"/api/v1/tiles/{tile}/classifications/", {"answer": "destroyed"}, format="json").status_code == 201
+    done = api.post("/api/v1/projects/raqqa/tasks/next/")
+    assert done.status_code == 204 and done.content == b"" and "Content-Type" not in done
+    assert "every tile" in done["X-Message"]
