@@ -99,21 +99,26 @@ def dated_images(tile_id: int) -> list[tuple[int, Any]]:
         WHERE i.tile_id = %s ORDER BY l.date, i.layer_id""", [tile_id])]
 
 
+# SQL, PostgreSQL: the claim as a CTE named claim (out_lease, out_gold, out_tile), and the dated images of the tile t
+# as a JSON array of [layer id, date], oldest first. Shared with bench/volunteers/floor.py, which measures this SQL.
+CLAIM_CTE = """
+    WITH claim AS MATERIALIZED (
+        SELECT * FROM tagging_next_tile(
+            %(project)s::bigint, %(volunteer)s::integer, %(now)s::timestamptz, %(expires)s::timestamptz,
+            %(salt)s::bigint, %(gold_draw)s::double precision, %(exclude)s::bigint[], %(redundancy)s::integer,
+            %(depth_first)s::boolean, %(gold_rate)s::double precision, %(newcomer)s::double precision,
+            %(decay)s::double precision, %(cap)s::integer, %(attempts)s::integer))"""
+TILE_IMAGES_JSON = """(SELECT json_agg(json_build_array(i.layer_id, l.date) ORDER BY l.date, i.layer_id)
+                       FROM imagery_tileimage i JOIN imagery_imagerylayer l ON l.id = i.layer_id
+                       WHERE i.tile_id = t.id)"""
+
+
 def _next_in_one_statement(claim: "_Claim", exclude: Sequence[int], *, gold_draw: float) -> Assignment | None:
     """next_tile_for on PostgreSQL: the same rules in one round trip, tagging_next_tile() (migration 0009),
     with the lease's tile and its dated images."""
     project = claim.project
-    row = rows.fetch_one(f"""
-        WITH claim AS MATERIALIZED (
-            SELECT * FROM tagging_next_tile(
-                %(project)s::bigint, %(volunteer)s::integer, %(now)s::timestamptz, %(expires)s::timestamptz,
-                %(salt)s::bigint, %(gold_draw)s::double precision, %(exclude)s::bigint[], %(redundancy)s::integer,
-                %(depth_first)s::boolean, %(gold_rate)s::double precision, %(newcomer)s::double precision,
-                %(decay)s::double precision, %(cap)s::integer, %(attempts)s::integer))
-        SELECT claim.out_lease, claim.out_gold,
-               (SELECT json_agg(json_build_array(i.layer_id, l.date) ORDER BY l.date, i.layer_id)
-                FROM imagery_tileimage i JOIN imagery_imagerylayer l ON l.id = i.layer_id WHERE i.tile_id = t.id),
-               {rows.columns(Tile, "t")}
+    row = rows.fetch_one(f"""{CLAIM_CTE}
+        SELECT claim.out_lease, claim.out_gold, {TILE_IMAGES_JSON}, {rows.columns(Tile, "t")}
         FROM claim JOIN imagery_tile t ON t.id = claim.out_tile""", claim.params(
         gold_draw=gold_draw, exclude=[int(tile_id) for tile_id in exclude],
         depth_first=project.scheduling == Project.Scheduling.DEPTH_FIRST, gold_rate=project.gold_rate,

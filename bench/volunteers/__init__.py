@@ -15,7 +15,7 @@ through the JSON API, then checks what the database holds:
   view and a bare vote view (one indexed SELECT, one INSERT, no auth);
 - floor.py: the floor, the API's own SQL functions called from the thinnest Django views (no
   DRF, no model instances, no throttle nor input checks), driven like the API at saturation:
-  what any rewrite of the API's Python could reach with the same work in the database;
+  about the most a rewrite of the API's Python on Django could reach with the same SQL;
 - cpu.py: where the machine's two cores went in each measurement window.
 
 It prints votes per second and p50/p99 latency of next-tile and submit at 50, 200 and 500

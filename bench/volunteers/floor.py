@@ -58,16 +58,8 @@ def floor_next(request: HttpRequest, slug: str) -> HttpResponse:
         return HttpResponse(status=403)
     project_id, redundancy, depth_first, gold_rate, question, answers = _project(slug)
     now = timezone.now()
-    row = rows.fetch_one("""
-        WITH claim AS MATERIALIZED (
-            SELECT * FROM tagging_next_tile(
-                %(project)s::bigint, %(volunteer)s::integer, %(now)s::timestamptz, %(expires)s::timestamptz,
-                %(salt)s::bigint, %(gold_draw)s::double precision, %(exclude)s::bigint[], %(redundancy)s::integer,
-                %(depth_first)s::boolean, %(gold_rate)s::double precision, %(newcomer)s::double precision,
-                %(decay)s::double precision, %(cap)s::integer, %(attempts)s::integer))
-        SELECT claim.out_lease, t.id, t.col, t.row, t.size,
-               (SELECT json_agg(json_build_array(i.layer_id, l.date) ORDER BY l.date, i.layer_id)
-                FROM imagery_tileimage i JOIN imagery_imagerylayer l ON l.id = i.layer_id WHERE i.tile_id = t.id)
+    row = rows.fetch_one(f"""{assignment.CLAIM_CTE}
+        SELECT claim.out_lease, t.id, t.col, t.row, t.size, {assignment.TILE_IMAGES_JSON}
         FROM claim JOIN imagery_tile t ON t.id = claim.out_tile""", {
         "project": project_id, "volunteer": volunteer, "now": now,
         "expires": now + timedelta(seconds=settings.LEASE_SECONDS),

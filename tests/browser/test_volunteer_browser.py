@@ -122,6 +122,14 @@ def sign_up(page, base: str, username: str) -> None:
     page.wait_for_url(f"{base}/")
 
 
+def sign_in(page, base: str, username: str) -> None:
+    page.goto(f"{base}/accounts/login/")
+    page.fill("input[name=login]", username)
+    page.fill("input[name=password]", "a long volunteer passphrase")
+    page.click("form button[type=submit]")
+    page.wait_for_url(f"{base}/")
+
+
 def do_tutorial(volunteer: Volunteer) -> int:
     page = volunteer.page
     page.wait_for_selector("#tutorial:not([hidden])")
@@ -252,11 +260,7 @@ def test_a_refused_answer_says_why_in_the_volunteers_language(chromium, live_ser
     context = chromium.new_context(locale="ar", **VIEWPORTS["laptop"])
     page = context.new_page()
     volunteer = Volunteer(page, "laptop", "ar", ARTIFACTS)
-    page.goto(f"{live_server.url}/accounts/login/")
-    page.fill("input[name=login]", "paused-ar")
-    page.fill("input[name=password]", "a long volunteer passphrase")
-    page.click("form button[type=submit]")
-    page.wait_for_url(f"{live_server.url}/")
+    sign_in(page, live_server.url, "paused-ar")
     page.goto(f"{live_server.url}/projects/demo/tag/")
     volunteer.wait_for_tile(None)
     project.status = "paused"
@@ -291,11 +295,7 @@ def test_a_tile_lacking_a_date_is_shown_and_said_so_in_every_compare_mode(chromi
     context = chromium.new_context(**VIEWPORTS["laptop"])
     page = context.new_page()
     volunteer = Volunteer(page, "laptop", "en", ARTIFACTS)
-    page.goto(f"{live_server.url}/accounts/login/")
-    page.fill("input[name=login]", "one-date")
-    page.fill("input[name=password]", "a long volunteer passphrase")
-    page.click("form button[type=submit]")
-    page.wait_for_url(f"{live_server.url}/")
+    sign_in(page, live_server.url, "one-date")
     page.goto(f"{live_server.url}/projects/demo/tag/")
     tile = volunteer.wait_for_tile(None)
     labels = [volunteer.date_shown()]
