@@ -96,11 +96,7 @@
     const later = state.dateIndex;
     if (state.compare === "flick" || n === 1) {
       overlaysA[later].addTo(mapA);
-      // A tile of a multi-date project may lack a date (the images' footprints differ): say which.
-      const missing = dates.filter((d) => !images.some((image) => image.date === d));
-      $("label-a").textContent = n > 1 || !multiDate ? (n > 1 ? images[later].date : "")
-        : interpolate(gettext("%(date)s (no image of %(missing)s on this tile)"),
-                      {date: images[later].date, missing: missing.join(", ")}, true);
+      $("label-a").textContent = n > 1 ? images[later].date : multiDate ? lacking(images) : "";
       $("label-b").textContent = "";
     } else if (state.compare === "swipe") {
       const earlier = later === 0 ? 1 : later - 1;
@@ -120,6 +116,13 @@
       ? interpolate(gettext("Practice %(n)s of %(total)s"), {n: state.practiceIndex + 1, total: state.practice.length}, true)
       : "";
     redrawMarks();
+  }
+
+  // A tile of a multi-date project may lack a date (the images' footprints differ): its one image, and which not.
+  function lacking(images) {
+    const missing = dates.filter((d) => !images.some((image) => image.date === d));
+    return interpolate(gettext("%(date)s (no image of %(missing)s on this tile)"),
+                       {date: images[0].date, missing: missing.join(", ")}, true);
   }
 
   function clipSwipe() {
