@@ -62,6 +62,12 @@ def arguments(argv: list[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+def crowd(args: argparse.Namespace) -> int:
+    """How many volunteers the fixture needs: one account per simulated volunteer of the largest level of any
+    phase that runs volunteers (the floor's included), at least one."""
+    return max([*args.volunteers, *args.saturation, *args.floor], default=1)
+
+
 @dataclass(frozen=True)
 class Outcome:
     """One phase: rates and latencies over its measurement window, statuses over the whole phase."""
@@ -122,8 +128,7 @@ class Run:
         django.setup()
         from bench.volunteers import fixture
 
-        largest = max([*self.args.volunteers, *self.args.saturation])
-        self.fixture = fixture.build(tiles=self.args.tiles, gold=self.args.gold, volunteers=largest,
+        self.fixture = fixture.build(tiles=self.args.tiles, gold=self.args.gold, volunteers=crowd(self.args),
                                      redundancy=self.args.redundancy, seed=self.args.seed)
         from django.db import connection
 
