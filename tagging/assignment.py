@@ -101,13 +101,25 @@ def dated_images(tile_id: int) -> list[tuple[int, Any]]:
 
 # SQL, PostgreSQL: the claim as a CTE named claim (out_lease, out_gold, out_tile), and the dated images of the tile t
 # as a JSON array of [layer id, date], oldest first. Shared with bench/volunteers/floor.py, which measures this SQL.
+#
+# %(lazy_commit)s: the claim is its own transaction, which then commits without waiting for the write-ahead log to
+# reach the disk (synchronous_commit off for that transaction alone). Under load, PostgreSQL's backends spent most
+# of their waits on that flush (LWLock WALWrite and IO WALSync in pg_stat_activity, sampled during
+# bench.volunteers), and a vote waited for two: its lease's and its own. A lease is worth no such wait: a crash of
+# the database can lose only the last fraction of a second's leases, never a vote, and never the lease of a stored
+# vote (a vote's own commit flushes the log up to it, so every earlier lease with it). A lost lease is a lapsed
+# lease: its tile returns to the pool, and the volunteer's answer on it counts while the tile needs votes (tagging.
+# classifications). Inside a caller's transaction (lazy_commit false) the claim leaves its commit alone.
 CLAIM_CTE = """
     WITH claim AS MATERIALIZED (
-        SELECT * FROM tagging_next_tile(
-            %(project)s::bigint, %(volunteer)s::integer, %(now)s::timestamptz, %(expires)s::timestamptz,
+        SELECT lease.* FROM (
+            SELECT %(project)s::bigint AS project, set_config('synchronous_commit', CASE WHEN %(lazy_commit)s::boolean
+                THEN 'off' ELSE current_setting('synchronous_commit') END, TRUE) AS commit_mode) lazy,
+        tagging_next_tile(
+            lazy.project, %(volunteer)s::integer, %(now)s::timestamptz, %(expires)s::timestamptz,
             %(salt)s::bigint, %(gold_draw)s::double precision, %(exclude)s::bigint[], %(redundancy)s::integer,
             %(depth_first)s::boolean, %(gold_rate)s::double precision, %(newcomer)s::double precision,
-            %(decay)s::double precision, %(cap)s::integer, %(attempts)s::integer))"""
+            %(decay)s::double precision, %(cap)s::integer, %(attempts)s::integer) lease)"""
 TILE_IMAGES_JSON = """(SELECT json_agg(json_build_array(i.layer_id, l.date) ORDER BY l.date, i.layer_id)
                        FROM imagery_tileimage i JOIN imagery_imagerylayer l ON l.id = i.layer_id
                        WHERE i.tile_id = t.id)"""
@@ -123,7 +135,7 @@ def _next_in_one_statement(claim: "_Claim", exclude: Sequence[int], *, gold_draw
         gold_draw=gold_draw, exclude=[int(tile_id) for tile_id in exclude],
         depth_first=project.scheduling == Project.Scheduling.DEPTH_FIRST, gold_rate=project.gold_rate,
         newcomer=settings.GOLD_RATE_NEWCOMER, decay=settings.GOLD_RATE_DECAY_TILES, cap=_gold_cap(),
-        attempts=CLAIM_ATTEMPTS), prepare=True)
+        attempts=CLAIM_ATTEMPTS, lazy_commit=not connection.in_atomic_block), prepare=True)
     if row is None:
         return None
     lease_id, is_gold, images, *tile = row

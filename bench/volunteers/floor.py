@@ -67,7 +67,7 @@ def floor_next(request: HttpRequest, slug: str) -> HttpResponse:
         "exclude": json.loads(request.body or b"{}").get("exclude", []), "redundancy": redundancy,
         "depth_first": depth_first, "gold_rate": gold_rate, "newcomer": settings.GOLD_RATE_NEWCOMER,
         "decay": settings.GOLD_RATE_DECAY_TILES, "cap": assignment._gold_cap(),
-        "attempts": assignment.CLAIM_ATTEMPTS}, prepare=True)
+        "attempts": assignment.CLAIM_ATTEMPTS, "lazy_commit": True}, prepare=True)
     if row is None:
         return HttpResponse(status=204)
     lease, tile, col, tile_row, size, images = row

@@ -1,12 +1,17 @@
-"""tagging_next_tile, the claim as one PL/pgSQL function (migrations 0009, 0012): its candidate window."""
+"""tagging_next_tile, the claim as one PL/pgSQL function (migrations 0009, 0012): its candidate window, and its
+commit, which does not wait for the log when the claim is its own transaction (tagging.assignment.CLAIM_CTE)."""
 
 import threading
+from datetime import timedelta
 
 import pytest
 from django.db import connection, connections, transaction
+from django.utils import timezone
 
 from imagery.models import Tile
-from tagging.assignment import CANDIDATE_WINDOW, next_tile_for
+from tagging import assignment, rows
+from tagging.assignment import CANDIDATE_WINDOW, CLAIM_CTE, next_tile_for
+from tagging.models import Assignment
 from tests.tagging.helpers import project_with_tiles
 
 pytestmark = [pytest.mark.django_db(transaction=True),
@@ -44,3 +49,39 @@ def test_when_others_hold_the_whole_window_locked_the_claim_looks_past_it(volunt
         release.set()
         holder.join()
     assert lease is not None and lease.tile_id in order[CANDIDATE_WINDOW:]
+
+
+def _claim_params(project, volunteer, *, lazy_commit: bool) -> dict:
+    return {"project": project.pk, "volunteer": volunteer.pk, "now": timezone.now(),
+            "expires": timezone.now() + timedelta(minutes=10), "salt": 7, "gold_draw": 0.99, "exclude": [],
+            "redundancy": project.redundancy, "depth_first": False, "gold_rate": 0.0, "newcomer": 0.0, "decay": 1.0,
+            "cap": 10, "attempts": assignment.CLAIM_ATTEMPTS, "lazy_commit": lazy_commit}
+
+
+def test_a_lazy_claim_turns_off_the_wait_for_the_log_of_its_own_transaction_only(volunteer) -> None:
+    project = project_with_tiles()
+    for lazy, within in ((True, "off"), (False, "on")):
+        with transaction.atomic():
+            mode, lease = rows.fetch_one(f"{CLAIM_CTE} SELECT current_setting('synchronous_commit'), out_lease "
+                                         "FROM claim", _claim_params(project, volunteer, lazy_commit=lazy))
+            assert (mode, lease is not None) == (within, True)
+        assert rows.fetch_one("SHOW synchronous_commit", [])[0] == "on"  # the session's setting is untouched
+
+
+def test_the_claim_commits_lazily_when_it_is_its_own_transaction_and_never_a_callers(volunteer, monkeypatch) -> None:
+    project = project_with_tiles()
+    asked = []
+    fetch_one = rows.fetch_one
+
+    def spy(sql, params, **kwargs):
+        if isinstance(params, dict) and "lazy_commit" in params:
+            asked.append(params["lazy_commit"])
+        return fetch_one(sql, params, **kwargs)
+
+    monkeypatch.setattr(assignment.rows, "fetch_one", spy)
+    first = next_tile_for(volunteer=volunteer, project=project)
+    with transaction.atomic():  # a caller's transaction, which may write more than the lease: its commit waits
+        second = next_tile_for(volunteer=volunteer, project=project, exclude=[first.tile_id])
+        assert rows.fetch_one("SHOW synchronous_commit", [])[0] == "on"
+    assert asked == [True, False]
+    assert Assignment.objects.filter(pk__in=[first.pk, second.pk], volunteer=volunteer).count() == 2
