@@ -47,6 +47,22 @@ class SettingsInput(serializers.Serializer):
     gold_rate = serializers.FloatField(required=False)
     is_public = serializers.BooleanField(required=False)
 
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        """A field that is not a setting is refused (400, naming it), rather than ignored: a client that sends
+        {"status": "paused"} must not be told 200 while the project goes on."""
+        sent = self.initial_data if hasattr(self.initial_data, "keys") else {}
+        unknown = sorted(set(sent.keys()) - set(self.fields))
+        if unknown:
+            raise serializers.ValidationError({name: [_not_a_setting(name, sorted(self.fields))] for name in unknown})
+        return attrs
+
+
+def _not_a_setting(name: str, settings: list[str]) -> str:
+    if name == "status":
+        return _("The status is not a setting: change it with POST /api/v1/projects/<slug>/status/.")
+    return _("'%(field)s' is not a setting; the settings are %(settings)s.") % {
+        "field": name, "settings": ", ".join(settings)}
+
 
 class SettingsOutput(ProjectOutput):
     status = serializers.CharField(read_only=True, help_text="Changed with POST /api/v1/projects/<slug>/status/.")

@@ -84,6 +84,20 @@ def test_a_manager_edits_the_settings(project, manager) -> None:
     assert manager.get("/api/v1/projects/city/settings/").json()["redundancy"] == 4
 
 
+@pytest.mark.parametrize("sent, field, says", [
+    ({"status": "paused"}, "status", "/status/"),
+    ({"question": "Any damage?", "redundnacy": 9}, "redundnacy", "the settings are"),
+])
+def test_a_field_that_is_not_a_setting_is_refused_and_nothing_changes(project, manager, sent, field, says) -> None:
+    before = (project.status, project.question, project.redundancy)
+    response = manager.patch("/api/v1/projects/city/settings/", sent, format="json")
+    assert response.status_code == 400, response.json()
+    error = response.json()["error"]
+    assert list(error["fields"]) == [field] and says in error["fields"][field][0] and field in error["message"]
+    project.refresh_from_db()
+    assert (project.status, project.question, project.redundancy) == before
+
+
 def test_answers_can_change_freely_before_the_first_vote(project, manager) -> None:
     answers = [{"key": "destroyed", "label": "Destroyed", "damage": True}, {"key": "intact", "label": "Intact"}]
     response = manager.patch("/api/v1/projects/city/settings/", {"answers": answers}, format="json")
