@@ -54,3 +54,17 @@ def test_a_model_that_something_listens_to_is_made_through_init() -> None:
     finally:
         signals.post_init.disconnect(listener, sender=Project)
     assert heard == [made] and fields(made) == fields(Project.objects.get(pk=project.pk))
+
+
+def test_a_model_with_its_own_from_db_is_made_by_it(monkeypatch) -> None:
+    project = project_with_tiles()
+    made_by = []
+    django_from_db = Project.from_db.__func__
+
+    def from_db(cls, db, field_names, values):
+        made_by.append(django_from_db(cls, db, field_names, values))
+        return made_by[-1]
+
+    monkeypatch.setattr(Project, "from_db", classmethod(from_db))
+    made = loaded(Project, project.pk)
+    assert made_by == [made] and made is made_by[0]
