@@ -95,9 +95,10 @@ class Assignment(models.Model):
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["volunteer", "tile"], name="one_lease_per_volunteer_tile")]
-        # (volunteer, project): the lease a volunteer holds on a project, read by every next-tile request.
+        # (volunteer, project, expires_at): the live lease a volunteer holds on a project, read by every next-tile
+        # request, found without reading the leases of every tile they have done (migration 0013).
         indexes = [models.Index(fields=["tile", "expires_at"]), models.Index(fields=["expires_at"]),
-                   models.Index(fields=["volunteer", "project"], name="lease_of_volunteer_project")]
+                   models.Index(fields=["volunteer", "project", "expires_at"], name="live_lease_of_volunteer")]
 
 
 class Classification(models.Model):

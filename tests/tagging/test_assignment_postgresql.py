@@ -1,10 +1,13 @@
 """tagging_next_tile, the claim as one PL/pgSQL function (migrations 0009, 0012): its candidate window, and its
-commit, which does not wait for the log when the claim is its own transaction (tagging.assignment.CLAIM_CTE)."""
+commit, which does not wait for the log when the claim is its own transaction (tagging.assignment.CLAIM_CTE), and the
+index that finds a volunteer's live lease (migration 0013)."""
 
+import io
 import threading
 from datetime import timedelta
 
 import pytest
+from django.core.management import call_command
 from django.db import connection, connections, transaction
 from django.utils import timezone
 
@@ -85,3 +88,14 @@ def test_the_claim_commits_lazily_when_it_is_its_own_transaction_and_never_a_cal
         assert rows.fetch_one("SHOW synchronous_commit", [])[0] == "on"
     assert asked == [True, False]
     assert Assignment.objects.filter(pk__in=[first.pk, second.pk], volunteer=volunteer).count() == 2
+
+
+def test_the_live_lease_is_found_by_an_index_with_the_expiry_built_without_blocking_writes() -> None:
+    with connection.cursor() as cursor:
+        indexes = connection.introspection.get_constraints(cursor, "tagging_assignment")
+    assert indexes["live_lease_of_volunteer"]["columns"] == ["volunteer_id", "project_id", "expires_at"]
+    assert "lease_of_volunteer_project" not in indexes
+    sql = io.StringIO()
+    call_command("sqlmigrate", "tagging", "0013", stdout=sql)
+    assert 'CREATE INDEX CONCURRENTLY "live_lease_of_volunteer"' in sql.getvalue()
+    assert 'DROP INDEX CONCURRENTLY IF EXISTS "lease_of_volunteer_project"' in sql.getvalue()
