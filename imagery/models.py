@@ -129,7 +129,9 @@ class Tile(models.Model):
         RETIRED = "retired"
         GOLD = "gold"
 
-    grid = models.ForeignKey(Grid, on_delete=models.CASCADE, related_name="tiles")
+    # No index of its own: one_tile_per_cell (grid, col, row) leads with it, and every vote updates the tile's
+    # row (vote_count is indexed, so every index takes the new row).
+    grid = models.ForeignKey(Grid, on_delete=models.CASCADE, related_name="tiles", db_index=False)
     col = models.PositiveIntegerField()
     row = models.PositiveIntegerField()
     # The pixel window on the grid, and the bounds: grid CRS and WGS84 [west, south, east, north].

@@ -84,10 +84,15 @@ class Membership(models.Model):
 
 
 class Assignment(models.Model):
-    """A lease of a tile to a volunteer, so that concurrent volunteers are not all handed the same tile."""
+    """A lease of a tile to a volunteer, so that concurrent volunteers are not all handed the same tile.
 
-    tile = models.ForeignKey("imagery.Tile", on_delete=models.CASCADE, related_name="assignments")
-    volunteer = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="assignments")
+    Every vote inserts a lease and updates it (its expiry, which is indexed: every index takes the new row), so
+    a foreign key that leads another index has no index of its own (db_index=False, migration 0014)."""
+
+    tile = models.ForeignKey("imagery.Tile", on_delete=models.CASCADE, related_name="assignments",
+                             db_index=False)  # (tile, expires_at)
+    volunteer = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="assignments",
+                                  db_index=False)  # one_lease_per_volunteer_tile, live_lease_of_volunteer
     project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="assignments")
     is_gold = models.BooleanField(default=False)
     created_at = models.DateTimeField(auto_now_add=True)
@@ -102,12 +107,16 @@ class Assignment(models.Model):
 
 
 class Classification(models.Model):
-    """One volunteer's answer on one tile; at most one per volunteer and tile."""
+    """One volunteer's answer on one tile; at most one per volunteer and tile.
 
-    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="classifications")
+    As on Assignment, a foreign key that leads another index has no index of its own (migration 0014)."""
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="classifications",
+                                db_index=False)  # (project, created_at)
     tile = models.ForeignKey("imagery.Tile", on_delete=models.CASCADE, related_name="classifications")
     volunteer = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL,
-                                  related_name="classifications")
+                                  related_name="classifications",
+                                  db_index=False)  # one_vote_per_volunteer_tile, votes_of_volunteer_project
     answer = models.CharField(max_length=40)
     seconds = models.FloatField(null=True, blank=True, help_text="Time the volunteer spent on the tile.")
     too_fast = models.BooleanField(default=False, help_text="Answered implausibly fast: kept out of the consensus.")

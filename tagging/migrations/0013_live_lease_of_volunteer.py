@@ -5,31 +5,13 @@ Every next-tile request looks for the live lease the volunteer holds (tagging_ne
 lapsed ones: for a volunteer with 300 tiles done, 113 buffers and 0.55 ms, growing with each tile; with the
 expiry in the index, 2 buffers and 0.02 ms (EXPLAIN ANALYZE on bench.volunteers' database).
 
-On PostgreSQL the index is built and the old one dropped CONCURRENTLY, so that volunteers go on tagging while
-a large table is indexed; hence a migration outside a transaction. Elsewhere (SQLite) the plain operations.
+On PostgreSQL the index is built and the old one dropped CONCURRENTLY (config.postgresql.operations), so that
+volunteers go on tagging while a large table is indexed; hence a migration outside a transaction.
 """
 
-from django.contrib.postgres.operations import AddIndexConcurrently, RemoveIndexConcurrently
 from django.db import migrations, models
 
-
-def _concurrently_on_postgresql(concurrent: type, plain: type) -> type:
-    """The concurrent operation on PostgreSQL, the plain one elsewhere."""
-
-    class Operation(concurrent):
-        def database_forwards(self, app_label, schema_editor, from_state, to_state) -> None:
-            chosen = concurrent if schema_editor.connection.vendor == "postgresql" else plain
-            chosen.database_forwards(self, app_label, schema_editor, from_state, to_state)
-
-        def database_backwards(self, app_label, schema_editor, from_state, to_state) -> None:
-            chosen = concurrent if schema_editor.connection.vendor == "postgresql" else plain
-            chosen.database_backwards(self, app_label, schema_editor, from_state, to_state)
-
-    return Operation
-
-
-AddIndex = _concurrently_on_postgresql(AddIndexConcurrently, migrations.AddIndex)
-RemoveIndex = _concurrently_on_postgresql(RemoveIndexConcurrently, migrations.RemoveIndex)
+from config.postgresql.operations import AddIndex, RemoveIndex
 
 
 class Migration(migrations.Migration):
