@@ -16,28 +16,27 @@ def _on_postgresql(schema_editor: Any) -> bool:
     return schema_editor.connection.vendor == "postgresql"
 
 
-class AddIndex(AddIndexConcurrently):
-    """AddIndexConcurrently on PostgreSQL, AddIndex elsewhere."""
+class _ConcurrentlyOnPostgreSQL:
+    """The operation `concurrent` on PostgreSQL, `plain` elsewhere."""
+
+    concurrent: Any
+    plain: Any
 
     def database_forwards(self, app_label: str, schema_editor: Any, from_state: Any, to_state: Any) -> None:
-        chosen = AddIndexConcurrently if _on_postgresql(schema_editor) else migrations.AddIndex
+        chosen = self.concurrent if _on_postgresql(schema_editor) else self.plain
         chosen.database_forwards(self, app_label, schema_editor, from_state, to_state)
 
     def database_backwards(self, app_label: str, schema_editor: Any, from_state: Any, to_state: Any) -> None:
-        chosen = AddIndexConcurrently if _on_postgresql(schema_editor) else migrations.AddIndex
+        chosen = self.concurrent if _on_postgresql(schema_editor) else self.plain
         chosen.database_backwards(self, app_label, schema_editor, from_state, to_state)
 
 
-class RemoveIndex(RemoveIndexConcurrently):
-    """RemoveIndexConcurrently on PostgreSQL, RemoveIndex elsewhere."""
+class AddIndex(_ConcurrentlyOnPostgreSQL, AddIndexConcurrently):
+    concurrent, plain = AddIndexConcurrently, migrations.AddIndex
 
-    def database_forwards(self, app_label: str, schema_editor: Any, from_state: Any, to_state: Any) -> None:
-        chosen = RemoveIndexConcurrently if _on_postgresql(schema_editor) else migrations.RemoveIndex
-        chosen.database_forwards(self, app_label, schema_editor, from_state, to_state)
 
-    def database_backwards(self, app_label: str, schema_editor: Any, from_state: Any, to_state: Any) -> None:
-        chosen = RemoveIndexConcurrently if _on_postgresql(schema_editor) else migrations.RemoveIndex
-        chosen.database_backwards(self, app_label, schema_editor, from_state, to_state)
+class RemoveIndex(_ConcurrentlyOnPostgreSQL, RemoveIndexConcurrently):
+    concurrent, plain = RemoveIndexConcurrently, migrations.RemoveIndex
 
 
 class DropForeignKeyIndex(migrations.AlterField):
