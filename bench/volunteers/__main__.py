@@ -37,7 +37,7 @@ def arguments(argv: list[str] | None) -> argparse.Namespace:
                         help="mean think time in s (exponential) at those counts; 0 saturates them too")
     parser.add_argument("--warmup", type=float, default=10.0, help="warm-up s before each think-time window")
     parser.add_argument("--measure", type=float, default=40.0, help="measured s per think-time level")
-    parser.add_argument("--saturation", type=levels, default="8,32,128",
+    parser.add_argument("--saturation", type=levels, default="8,32,64,128",
                         help="concurrent volunteers with think time 0")
     parser.add_argument("--sat-warmup", type=float, default=5.0, help="warm-up s before each saturation window")
     parser.add_argument("--sat-measure", type=float, default=20.0, help="measured s per saturation level")
