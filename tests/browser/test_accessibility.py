@@ -14,21 +14,13 @@ from django.utils import timezone
 from imagery.models import Tile
 from tagging.classifications import record_classification
 from tagging.models import Classification, Project
-from tests.browser.test_volunteer_browser import ARTIFACTS, chromium, demo  # noqa: F401 (fixtures)
+from tests.browser.test_volunteer_browser import ARTIFACTS, chromium, demo, sign_in  # noqa: F401 (fixtures)
 
 AXE = Path(__file__).with_name("vendor") / "axe-4.10.2.min.js"
 PAGES = ["/", "/projects/demo/tag/?tutorial=1", "/projects/demo/tag/", "/projects/demo/me/", "/account/",
          "/projects/demo/", "/projects/demo/results/"]
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
-
-
-def sign_in(page, base: str) -> None:
-    page.goto(f"{base}/accounts/login/")
-    page.fill("input[name=login]", "reader")
-    page.fill("input[name=password]", "reader-pass-123")
-    page.click("form button[type=submit]")
-    page.wait_for_url(f"{base}/")
 
 
 @pytest.mark.parametrize("language", ["en", "ar"])
@@ -44,7 +36,7 @@ def test_no_wcag_violations_on_the_volunteer_pages(chromium, live_server, demo, 
     for path in ["/accounts/login/", "/accounts/signup/"]:
         page.goto(live_server.url + path)
         found[path] = audit(page)
-    sign_in(page, live_server.url)
+    sign_in(page, live_server.url, "reader", "reader-pass-123")
     for path in PAGES:
         assert page.goto(live_server.url + path).status == 200, path
         page.wait_for_load_state("networkidle")
@@ -65,7 +57,7 @@ def test_a_tile_can_be_tagged_with_the_keyboard_alone(chromium, live_server, dem
     user = get_user_model().objects.create_user("reader", password="reader-pass-123")
     context = chromium.new_context(viewport={"width": 1280, "height": 800})
     page = context.new_page()
-    sign_in(page, live_server.url)
+    sign_in(page, live_server.url, "reader", "reader-pass-123")
     page.goto(f"{live_server.url}/projects/demo/tag/")
     page.wait_for_selector("#tutorial-start")
     page.focus("#tutorial-start")  # the tutorial's button, reached by Tab in a real session

@@ -18,18 +18,10 @@ from tagging.classifications import record_classification
 from tagging.consensus_store import recompute_project
 from tagging.models import Classification, GoldAnswer, Membership, Project
 from tests.browser.test_accessibility import audit
-from tests.browser.test_volunteer_browser import ARTIFACTS, VIEWPORTS, chromium, demo  # noqa: F401 (fixtures)
+from tests.browser.test_volunteer_browser import ARTIFACTS, VIEWPORTS, chromium, demo, sign_in  # noqa: F401 (fixtures)
 from tests.rasters import write_geotiff
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
-
-
-def sign_in(page, base: str, username: str, password: str) -> None:
-    page.goto(f"{base}/accounts/login/")
-    page.fill("input[name=login]", username)
-    page.fill("input[name=password]", password)
-    page.click("form button[type=submit]")
-    page.wait_for_url(f"{base}/")
 
 
 @pytest.mark.parametrize("language", ["en", "ar"])

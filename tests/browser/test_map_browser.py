@@ -20,7 +20,7 @@ from tagging.map_api import contested_q
 from tagging.models import Building, Membership, Project, TileConsensus
 from tagging.reviews import create_review
 from tests.browser.test_accessibility import audit
-from tests.browser.test_volunteer_browser import ARTIFACTS, chromium, demo  # noqa: F401 (fixtures)
+from tests.browser.test_volunteer_browser import ARTIFACTS, chromium, demo, sign_in  # noqa: F401 (fixtures)
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 PASSWORD = "coordinator-pass-123"
@@ -49,14 +49,6 @@ def crowd_votes(project: Project) -> None:
             record_classification(volunteer=user, tile=tile, answer=answer, seconds=12.0, imported=True,
                                   marks=marks if answer in ("destroyed", "damaged") else [])
     recompute_project(project_id=project.pk)
-
-
-def sign_in(page, base: str, username: str, password: str) -> None:
-    page.goto(f"{base}/accounts/login/")
-    page.fill("input[name=login]", username)
-    page.fill("input[name=password]", password)
-    page.click("form button[type=submit]")
-    page.wait_for_url(f"{base}/")
 
 
 def wait_for_overlays(page, previous: str | None = None) -> int:

@@ -21,8 +21,8 @@ from tagging.classifications import MarkInput, record_classification
 from tagging.consensus_store import recompute_project
 from tagging.models import Building, Classification, Project
 from tests.browser.test_accessibility import audit
-from tests.browser.test_map_browser import crowd_votes, sign_in
-from tests.browser.test_volunteer_browser import ARTIFACTS, chromium, demo  # noqa: F401 (fixtures)
+from tests.browser.test_map_browser import crowd_votes
+from tests.browser.test_volunteer_browser import ARTIFACTS, chromium, demo, sign_in  # noqa: F401 (fixtures)
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 PASSWORD = "volunteer-pass-123"

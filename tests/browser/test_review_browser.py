@@ -10,8 +10,8 @@ import pytest
 
 from imagery.models import Tile
 from tagging.models import Building, Review, TileConsensus
-from tests.browser.test_map_browser import PASSWORD, coordinated, sign_in  # noqa: F401 (fixtures)
-from tests.browser.test_volunteer_browser import ARTIFACTS, chromium, demo  # noqa: F401 (fixtures)
+from tests.browser.test_map_browser import PASSWORD, coordinated  # noqa: F401 (fixtures)
+from tests.browser.test_volunteer_browser import ARTIFACTS, chromium, demo, sign_in  # noqa: F401 (fixtures)
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 

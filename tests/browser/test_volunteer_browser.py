@@ -122,10 +122,11 @@ def sign_up(page, base: str, username: str) -> None:
     page.wait_for_url(f"{base}/")
 
 
-def sign_in(page, base: str, username: str) -> None:
+def sign_in(page, base: str, username: str, password: str = "a long volunteer passphrase") -> None:
+    """Sign in through the login page (every browser test's way in)."""
     page.goto(f"{base}/accounts/login/")
     page.fill("input[name=login]", username)
-    page.fill("input[name=password]", "a long volunteer passphrase")
+    page.fill("input[name=password]", password)
     page.click("form button[type=submit]")
     page.wait_for_url(f"{base}/")
 
