@@ -164,9 +164,8 @@ class JsonOnlyView(APIView):
     gets JSON rather than 406. The body is read with json.loads when it is JSON, and the answer rendered
     straight into an HttpResponse (json_body, json_response): a vote took about 7% less Python time so
     (median of 5 A/B runs in process, 5.91 to 5.49 ms), DRF's request parsing and template response having
-    been about 12% of its py-spy samples. Errors still go
-    through DRF's exception handling, and input that json.loads refuses through DRF's parser, which words
-    the error.
+    been about 12% of its py-spy samples. Errors still go through DRF's exception handling, and input that
+    json.loads refuses through DRF's parser, which words the error.
     """
 
     renderer_classes = [JSONRenderer]
