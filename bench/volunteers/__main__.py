@@ -115,6 +115,7 @@ class Run:
                                       args.max_requests, args.celery_concurrency, tmp / "data")
         self.env = services.environment(self.config)
         self.gunicorn = self.celery = None
+        self.autovacuum: services.AutovacuumStandIn | None = None
         self.fixture: Any = None
         self.phases = 0
         self.vote_offset = 0
@@ -133,6 +134,11 @@ class Run:
         from django.db import connection
 
         connection.close()
+        database = f"{services.PG}/{self.config.database}"
+        settings = services.autovacuum_settings(database)
+        if settings["autovacuum"] != "on":
+            self.autovacuum = services.AutovacuumStandIn(database, settings)
+            self.autovacuum.start()
         self.gunicorn = services.start_gunicorn(self.config, self.env, self.tmp / "gunicorn.log")
         self.celery = services.start_celery(self.config.celery_concurrency, self.env, self.tmp / "celery.log")
 
@@ -191,6 +197,8 @@ def main(argv: list[str] | None = None) -> int:
         finally:
             signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not cut the clean-up short
             signal.signal(signal.SIGTERM, signal.SIG_IGN)
+            if run.autovacuum is not None:
+                run.autovacuum.stop()
             services.stop_all()
 
 
@@ -217,6 +225,11 @@ def bench(run: Run) -> int:
     print(f"  setup: migrate {fx.migrate_s:.1f} s; project with redundancy {fx.redundancy}, {len(fx.tile_ids):,} tiles "
           f"({len(fx.gold_ids)} gold) x 2 dates, {len(fx.volunteers)} volunteers with tokens: {fx.populate_s:.1f} s; "
           f"servers up {time.perf_counter() - started:.1f} s after the start")
+    stand_in = run.autovacuum
+    print("  PostgreSQL's autovacuum: " + ("on" if stand_in is None else
+          f"off on this server, so the benchmark stands in for it (services.AutovacuumStandIn): every "
+          f"{stand_in.naptime:g} s it vacuums each table that autovacuum's thresholds, read from the server, say is "
+          f"due; production runs autovacuum, and without it every phase would pay for the dead rows of those before"))
 
     print(f"\n[1] ceilings on the same gunicorn: closed loops, {args.ceiling_warmup:g} s warm-up + "
           f"{args.ceiling_measure:g} s measured")
@@ -306,6 +319,13 @@ def report(run: Run, ceilings: dict[str, list[Outcome]], thinking: list[Outcome]
         print_cpu_budget(floor, ceilings["vote"], "on the floor's views")
 
     waited, left = services.wait_for_queue(args.redis_db, timeout=120)
+    vacuum_failure = None
+    if run.autovacuum is not None:
+        run.autovacuum.stop()
+        vacuum_failure = run.autovacuum.failure
+        print(f"\nautovacuum stand-in: {len(run.autovacuum.runs)} runs during the phases"
+              + (f" ({', '.join(run.autovacuum.runs)})" if run.autovacuum.runs else "")
+              + (f"; FAILED: {vacuum_failure!r}" if vacuum_failure else ""))
     volunteer_phases = [*thinking, *saturated, *floor]
     stored = [tuple(pair) for o in volunteer_phases for pair in o.result["stored"]]
     handed = [tuple(pair) for o in volunteer_phases for pair in o.result["handed"]]
@@ -349,7 +369,8 @@ def report(run: Run, ceilings: dict[str, list[Outcome]], thinking: list[Outcome]
     print(f"  gunicorn workers recycled during the run (max_requests): {run.boots() - args.web_workers}")
     bad = sum(o.bad for o in everything)
     failures = checks.failures + ([f"{bad} unexpected statuses or transport errors"] if bad else []) + (
-        ["bare vote rows differ from its 201s"] if bare_rows != bare_told else [])
+        ["bare vote rows differ from its 201s"] if bare_rows != bare_told else []) + (
+        [f"the autovacuum stand-in failed: {vacuum_failure!r}"] if vacuum_failure else [])
     print("result: " + ("all checks passed" if not failures else "FAILED: " + "; ".join(failures)))
 
     figures = {f"votes_s_{o.concurrency}": f"{o.votes_per_s:.1f}" for o in thinking}

@@ -12,6 +12,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 from dataclasses import dataclass
@@ -189,3 +190,87 @@ def _signal_group(process: subprocess.Popen, sig: signal.Signals) -> None:
         os.killpg(process.pid, sig)
     except ProcessLookupError:
         pass
+
+
+AUTOVACUUM_SETTINGS = ("autovacuum", "autovacuum_naptime", "autovacuum_vacuum_threshold",
+                       "autovacuum_vacuum_scale_factor", "autovacuum_vacuum_insert_threshold",
+                       "autovacuum_vacuum_insert_scale_factor", "autovacuum_analyze_threshold",
+                       "autovacuum_analyze_scale_factor")
+
+# SQL: each table of the database with the rows autovacuum's triggers count, and its estimated size.
+TABLE_CHURN = """SELECT s.relname, s.n_dead_tup, s.n_ins_since_vacuum, s.n_mod_since_analyze,
+                        GREATEST(c.reltuples, 0)
+                 FROM pg_stat_user_tables s JOIN pg_class c ON c.oid = s.relid"""
+
+
+def autovacuum_settings(conninfo: str) -> dict[str, str]:
+    """The server's autovacuum settings (SHOW), by name."""
+    with psycopg.connect(conninfo) as conn:
+        return {name: conn.execute(f"SHOW {name}").fetchone()[0] for name in AUTOVACUUM_SETTINGS}
+
+
+def due(churn: tuple[str, int, int, int, float], settings: dict[str, float]) -> tuple[bool, bool]:
+    """(vacuum, analyze): what PostgreSQL's autovacuum would do to a table with this churn, by its own formulas
+    (the thresholds plus scale factor times the table's estimated rows)."""
+    _table, dead, inserted, modified, tuples = churn
+    vacuum = (dead > settings["autovacuum_vacuum_threshold"] + settings["autovacuum_vacuum_scale_factor"] * tuples
+              or inserted > settings["autovacuum_vacuum_insert_threshold"]
+              + settings["autovacuum_vacuum_insert_scale_factor"] * tuples)
+    analyze = modified > settings["autovacuum_analyze_threshold"] + settings["autovacuum_analyze_scale_factor"] * tuples
+    return vacuum, analyze
+
+
+class AutovacuumStandIn:
+    """PostgreSQL's autovacuum for a server that has it turned off (autovacuum = off in its configuration, as
+    on this team's CI machines, for repeatable tests).
+
+    Production runs autovacuum. Without it every vote leaves dead rows behind for good (the tile's vote count,
+    the lease's expiry, the pending consensus update), the indexes fill with them, and PostgreSQL's CPU time per
+    vote grows with every vote stored since the database was made: each phase of a run paid for the phases
+    before it. This thread does what autovacuum would: every autovacuum_naptime it vacuums (and analyzes) each
+    table of the benchmark's database that autovacuum's own thresholds, read from the server, say is due.
+    """
+
+    def __init__(self, conninfo: str, settings: dict[str, str]) -> None:
+        self.conninfo = conninfo  # the benchmark's database
+        self.naptime = _seconds(settings["autovacuum_naptime"])
+        self.settings = {name: float(value) for name, value in settings.items()
+                         if name not in ("autovacuum", "autovacuum_naptime")}
+        self.stopped = threading.Event()
+        self.runs: list[str] = []  # "VACUUM ANALYZE table", in order
+        self.failure: BaseException | None = None
+        self.thread = threading.Thread(target=self._loop, name="autovacuum stand-in", daemon=True)
+
+    def start(self) -> None:
+        self.thread.start()
+
+    def stop(self) -> None:
+        self.stopped.set()
+        if self.thread.is_alive():
+            self.thread.join()
+
+    def _loop(self) -> None:
+        try:
+            while not self.stopped.wait(self.naptime):
+                self.sweep()
+        except BaseException as failure:  # reported by the run (a thread's exception would go unseen)
+            self.failure = failure
+
+    def sweep(self) -> list[str]:
+        """One round: the statements it ran."""
+        done = []
+        with psycopg.connect(self.conninfo, autocommit=True) as conn:
+            for churn in conn.execute(TABLE_CHURN).fetchall():
+                vacuum, analyze = due(churn, self.settings)
+                command = " ".join(word for word, wanted in (("VACUUM", vacuum), ("ANALYZE", analyze)) if wanted)
+                if command:
+                    conn.execute(f'{command} "{churn[0]}"')
+                    done.append(f"{command} {churn[0]}")
+        self.runs.extend(done)
+        return done
+
+
+def _seconds(value: str) -> float:
+    """A PostgreSQL duration as SHOW prints it (1min, 30s, 500ms) in seconds."""
+    number, unit = re.fullmatch(r"(\d+)\s*(ms|s|min|h|d)?", value.strip()).groups()
+    return int(number) * {"ms": 0.001, "s": 1, "min": 60, "h": 3600, "d": 86400, None: 1}[unit]
