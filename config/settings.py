@@ -99,8 +99,14 @@ else:
     # The planner's cost of a random page read, for data in memory or on SSDs (PostgreSQL's default, 4, is for
     # spinning disks): with 4, the map's street-zoom join of a few thousand tiles to their consensus hashes the
     # whole consensus table (120 ms on a 200,000-tile project) instead of using the index (14 ms; bench.map).
+    # plan_cache_mode: a prepared statement keeps its generic plan. The prepared ones are the volunteers' statements
+    # (tagging.rows.cursor(prepare=True)), whose best plan does not depend on their values; PostgreSQL otherwise
+    # compares the generic plan's estimate with the first five calls' plans made for their values, and for the
+    # one-statement next tile and vote it went on planning them anew on every call: 27% of the PostgreSQL
+    # process's CPU time in the planner in a perf profile of next-tile and submit. The two PL/pgSQL vote
+    # functions set it for their own statements (migration 0015), whatever the connection says.
     DATABASES["default"].setdefault("OPTIONS", {})["options"] = (
-        f"-c random_page_cost={env.float('DB_RANDOM_PAGE_COST', default=1.1)}")
+        f"-c random_page_cost={env.float('DB_RANDOM_PAGE_COST', default=1.1)} -c plan_cache_mode=force_generic_plan")
     # The volunteers' statements (tagging.rows.cursor(prepare=True)) are prepared once a connection has run them
     # this many times; "none" turns prepared statements off (a connection pooler in transaction mode that
     # does not track them, such as PgBouncer before 1.21).

@@ -99,3 +99,9 @@ def test_prepare_errors_are_djangos() -> None:
     with pytest.raises(IntegrityError), transaction.atomic():
         rows.fetch_one("INSERT INTO auth_group (name) VALUES (%s), (%s) RETURNING id", ["twice", "twice"],
                        prepare=True)
+
+
+def test_prepared_statements_keep_their_generic_plan() -> None:
+    # settings.py: otherwise PostgreSQL re-planned the one-statement next tile and vote on every call.
+    assert rows.fetch_one("SHOW plan_cache_mode", [])[0] == "force_generic_plan"
+    assert rows.fetch_one("SHOW random_page_cost", [])[0] == "1.1"  # the connection's other option stands
