@@ -20,7 +20,7 @@ their answer on it is refused (tagging.classifications).
 
 import math
 import random
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -99,8 +99,11 @@ def dated_images(tile_id: int) -> list[tuple[int, Any]]:
         WHERE i.tile_id = %s ORDER BY l.date, i.layer_id""", [tile_id])]
 
 
-# SQL, PostgreSQL: the claim as a CTE named claim (out_lease, out_gold, out_tile), and the dated images of the tile t
-# as a JSON array of [layer id, date], oldest first. Shared with bench/volunteers/floor.py, which measures this SQL.
+# SQL, PostgreSQL: the claim as one statement. A CTE p holds the project's row (chosen by {which}) and whether the
+# claim may run ({open}, a condition on p); the CTE claim runs tagging_next_tile with the project's own settings, only
+# when it may; the statement answers the project's row, `open`, and the lease's id, whether it is gold, its tile's
+# dated images (a JSON array of [layer id, date], oldest first) and its tile's row, all NULL when no lease was made.
+# Shared with bench/volunteers/floor.py, which measures this SQL.
 #
 # %(lazy_commit)s: the claim is its own transaction, which then commits without waiting for the write-ahead log to
 # reach the disk (synchronous_commit off for that transaction alone). Under load, PostgreSQL's backends spent most
@@ -110,36 +113,91 @@ def dated_images(tile_id: int) -> list[tuple[int, Any]]:
 # vote (a vote's own commit flushes the log up to it, so every earlier lease with it). A lost lease is a lapsed
 # lease: its tile returns to the pool, and the volunteer's answer on it counts while the tile needs votes (tagging.
 # classifications). Inside a caller's transaction (lazy_commit false) the claim leaves its commit alone.
-CLAIM_CTE = """
-    WITH claim AS MATERIALIZED (
-        SELECT lease.* FROM (
-            SELECT %(project)s::bigint AS project, set_config('synchronous_commit', CASE WHEN %(lazy_commit)s::boolean
-                THEN 'off' ELSE current_setting('synchronous_commit') END, TRUE) AS commit_mode) lazy,
+CLAIM_SQL = """
+    WITH p AS MATERIALIZED (SELECT {project}, {open} AS open FROM tagging_project p WHERE {which}),
+    claim AS MATERIALIZED (
+        SELECT lease.* FROM p, LATERAL (
+            SELECT p.id AS project, set_config('synchronous_commit', CASE WHEN %(lazy_commit)s::boolean
+                THEN 'off' ELSE current_setting('synchronous_commit') END, TRUE) AS commit_mode
+            WHERE p.open) lazy,
         tagging_next_tile(
-            lazy.project, %(volunteer)s::integer, %(now)s::timestamptz, %(expires)s::timestamptz,
-            %(salt)s::bigint, %(gold_draw)s::double precision, %(exclude)s::bigint[], %(redundancy)s::integer,
-            %(depth_first)s::boolean, %(gold_rate)s::double precision, %(newcomer)s::double precision,
-            %(decay)s::double precision, %(cap)s::integer, %(attempts)s::integer) lease)"""
-TILE_IMAGES_JSON = """(SELECT json_agg(json_build_array(i.layer_id, l.date) ORDER BY l.date, i.layer_id)
-                       FROM imagery_tileimage i JOIN imagery_imagerylayer l ON l.id = i.layer_id
-                       WHERE i.tile_id = t.id)"""
+            lazy.project, %(volunteer)s::integer, %(now)s::timestamptz, %(expires)s::timestamptz, %(salt)s::bigint,
+            %(gold_draw)s::double precision, %(exclude)s::bigint[], p.redundancy::integer,
+            p.scheduling = 'depth_first', p.gold_rate, %(newcomer)s::double precision, %(decay)s::double precision,
+            %(cap)s::integer, %(attempts)s::integer) lease)
+    SELECT p.*, claim.out_lease, claim.out_gold,
+           (SELECT json_agg(json_build_array(i.layer_id, l.date) ORDER BY l.date, i.layer_id)
+            FROM imagery_tileimage i JOIN imagery_imagerylayer l ON l.id = i.layer_id WHERE i.tile_id = t.id),
+           {tile}
+    FROM p LEFT JOIN (claim JOIN imagery_tile t ON t.id = claim.out_tile) ON TRUE"""
+# The volunteer may tag the project without further ado: it is active, and public or theirs (tagging.access).
+OPEN_TO_VOLUNTEER = """p.status = 'active' AND (p.is_public OR EXISTS (
+    SELECT 1 FROM tagging_membership m WHERE m.project_id = p.id AND m.user_id = %(volunteer)s))"""
+
+
+def claim_sql(*, which: str, open: str) -> str:
+    """CLAIM_SQL for the project `which` chooses (SQL on p), claiming when `open` (SQL on p) holds."""
+    return CLAIM_SQL.format(project=rows.columns(Project, "p"), tile=rows.columns(Tile, "t"), which=which, open=open)
+
+
+CLAIM_BY_ID = claim_sql(which="p.id = %(project)s", open="TRUE")
+CLAIM_BY_SLUG = claim_sql(which="p.slug = %(slug)s", open=OPEN_TO_VOLUNTEER)
+
+
+def next_tile_in_project(*, volunteer: AbstractBaseUser, slug: str, exclude: Sequence[int] = (),
+                         rng: random.Random | None = None) -> tuple[Project, Assignment | None] | None:
+    """PostgreSQL: the project with this slug and next_tile_for's lease on it (None when nothing is left), in one
+    round trip instead of two (tagging.access.access_project, then next_tile_for), when the project is active and
+    the volunteer may see it as anyone may (public) or as a member.
+
+    None when that does not hold: no such project, not active, private to others. The caller then goes the long
+    way, access_project and next_tile_for, which word the error in the volunteer's language, or let a platform
+    admin in. Nothing is claimed then. On SQLite, always None: there the long way is the only one.
+    """
+    if connection.vendor != "postgresql":
+        return None
+    rng = rng or random
+    now = timezone.now()
+    row = rows.fetch_one(CLAIM_BY_SLUG, {
+        "slug": slug, "volunteer": volunteer.pk, "now": now, "expires": now + timedelta(seconds=settings.LEASE_SECONDS),
+        "salt": rng.randrange(1, SHUFFLE_MODULUS), "gold_draw": rng.random(), **_claim_constants(exclude)},
+        prepare=True)
+    if row is None:
+        return None
+    values = iter(row)
+    project = rows.instance(Project, values)
+    if not next(values):
+        return None
+    return project, _lease_of_row(project, volunteer.pk, now, values)
 
 
 def _next_in_one_statement(claim: "_Claim", exclude: Sequence[int], *, gold_draw: float) -> Assignment | None:
     """next_tile_for on PostgreSQL: the same rules in one round trip, tagging_next_tile() (migration 0009),
-    with the lease's tile and its dated images."""
-    project = claim.project
-    row = rows.fetch_one(f"""{CLAIM_CTE}
-        SELECT claim.out_lease, claim.out_gold, {TILE_IMAGES_JSON}, {rows.columns(Tile, "t")}
-        FROM claim JOIN imagery_tile t ON t.id = claim.out_tile""", claim.params(
-        gold_draw=gold_draw, exclude=[int(tile_id) for tile_id in exclude],
-        depth_first=project.scheduling == Project.Scheduling.DEPTH_FIRST, gold_rate=project.gold_rate,
-        newcomer=settings.GOLD_RATE_NEWCOMER, decay=settings.GOLD_RATE_DECAY_TILES, cap=_gold_cap(),
-        attempts=CLAIM_ATTEMPTS, lazy_commit=not connection.in_atomic_block), prepare=True)
+    with the lease's tile and its dated images. The function takes the project's settings from its row."""
+    row = rows.fetch_one(CLAIM_BY_ID, {
+        "project": claim.project.pk, "volunteer": claim.volunteer_id, "now": claim.now, "expires": claim.expires,
+        "salt": claim.salt, "gold_draw": gold_draw, **_claim_constants(exclude)}, prepare=True)
     if row is None:
+        return None  # the project was deleted meanwhile
+    after_open = len(Project._meta.concrete_fields) + 1  # the caller's project stands; `open` is always true
+    return _lease_of_row(claim.project, claim.volunteer_id, claim.now, iter(row[after_open:]))
+
+
+def _claim_constants(exclude: Sequence[int]) -> dict[str, Any]:
+    """CLAIM_SQL's parameters that are the platform's, not the request's."""
+    return {"exclude": [int(tile_id) for tile_id in exclude], "newcomer": settings.GOLD_RATE_NEWCOMER,
+            "decay": settings.GOLD_RATE_DECAY_TILES, "cap": _gold_cap(), "attempts": CLAIM_ATTEMPTS,
+            "lazy_commit": not connection.in_atomic_block}
+
+
+def _lease_of_row(project: Project, volunteer_id: int, now: datetime, values: Iterator[Any]) -> Assignment | None:
+    """The lease of CLAIM_SQL's row, from its columns after `open`; None when no lease was made."""
+    lease_id, is_gold, images = next(values), next(values), next(values)
+    if lease_id is None:
         return None
-    lease_id, is_gold, images, *tile = row
-    lease = _lease(claim, lease_id=lease_id, is_gold=is_gold, tile=rows.instance(Tile, iter(tile)))
+    claim = _Claim(project=project, volunteer_id=volunteer_id, now=now,
+                   expires=now + timedelta(seconds=settings.LEASE_SECONDS), salt=0)
+    lease = _lease(claim, lease_id=lease_id, is_gold=is_gold, tile=rows.instance(Tile, values))
     lease.images = [(layer_id, date) for layer_id, date in images or []]
     return lease
 

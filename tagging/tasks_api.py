@@ -12,6 +12,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import serializers, status
+from rest_framework.exceptions import APIException
 from rest_framework.renderers import JSONRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -21,8 +22,8 @@ from rest_framework.views import APIView
 from config.errors import NotFound
 from imagery.models import Tile
 from tagging.access import access_project, access_tile_to_answer
-from tagging.assignment import next_tile_for, renew_lease
-from tagging.classifications import MarkInput, gold_feedback, record_classification
+from tagging.assignment import next_tile_for, next_tile_in_project, renew_lease
+from tagging.classifications import MarkInput, gold_feedback, record_classification, vote_in_one_statement
 from tagging.models import Assignment, Classification
 
 
@@ -210,10 +211,21 @@ class NextTask(JsonOnlyView):
         The tagging page fetches the next tile while the current one is on screen, passing the
         current tile in `exclude`, so the volunteer never waits between tiles.
         """
-        project = access_project(request.user, slug)
-        body = json_body(request)
-        data = validated(NextTaskInput, body if isinstance(body, dict) else {}, plain_next_task)
-        assignment = next_tile_for(volunteer=request.user, project=project, exclude=data["exclude"])
+        try:
+            body = json_body(request)
+        except APIException:
+            access_project(request.user, slug)  # a project they may not see is not found, whatever the body
+            raise
+        plain = plain_next_task(body)
+        # The common case in one round trip (an active project open to the volunteer, a plain body); anything else,
+        # errors included, the long way.
+        claimed = next_tile_in_project(volunteer=request.user, slug=slug, exclude=plain["exclude"]) if plain else None
+        if claimed is not None:
+            assignment = claimed[1]
+        else:
+            project = access_project(request.user, slug)
+            data = validated(NextTaskInput, body if isinstance(body, dict) else {}, plain_next_task)
+            assignment = next_tile_for(volunteer=request.user, project=project, exclude=data["exclude"])
         if assignment is None:
             nothing = HttpResponse(status=status.HTTP_204_NO_CONTENT, headers={
                 "X-Message": "You have seen every tile of this project that still needs votes. Thank you!"})
@@ -322,10 +334,26 @@ class ClassificationCreate(JsonOnlyView):
     @extend_schema(request=ClassificationInput, responses={201: ClassificationOutput, 200: ClassificationOutput})
     def post(self, request: Request, tile_id: int) -> HttpResponse:
         """Answer a tile. A replay of the same volunteer's answer returns the stored one with 200."""
-        tile = access_tile_to_answer(request.user, tile_id)
-        data = validated(ClassificationInput, json_body(request), plain_classification)
-        marks = [MarkInput(m["x"], m["y"], str(m["date"]) if m.get("date") else None) for m in data["marks"]]
-        classification, created = record_classification(
-            volunteer=request.user, tile=tile, answer=data["answer"], marks=marks, seconds=data.get("seconds"))
+        try:
+            body = json_body(request)
+        except APIException:
+            access_tile_to_answer(request.user, tile_id)  # a tile they may not see is not found, whatever the body
+            raise
+        plain = plain_classification(body)
+        # The common case in one round trip (a project open to the voter, valid input); anything else, errors and
+        # replays included, the long way.
+        done = vote_in_one_statement(volunteer=request.user, tile_id=tile_id, answer=plain["answer"],
+                                     marks=mark_inputs(plain["marks"]), seconds=plain.get("seconds")) if plain else None
+        if done is None:
+            tile = access_tile_to_answer(request.user, tile_id)
+            data = validated(ClassificationInput, body, plain_classification)
+            done = record_classification(volunteer=request.user, tile=tile, answer=data["answer"],
+                                         marks=mark_inputs(data["marks"]), seconds=data.get("seconds"))
+        classification, created = done
         return json_response(classification_json(classification),
                              status.HTTP_201_CREATED if created else status.HTTP_200_OK)
+
+
+def mark_inputs(marks: list[dict[str, Any]]) -> list[MarkInput]:
+    """The validated marks as record_classification takes them (dates as ISO strings)."""
+    return [MarkInput(m["x"], m["y"], str(m["date"]) if m.get("date") else None) for m in marks]

@@ -1,5 +1,5 @@
 """tagging_next_tile, the claim as one PL/pgSQL function (migrations 0009, 0012): its candidate window; its commit,
-which does not wait for the log when the claim is its own transaction (tagging.assignment.CLAIM_CTE); the index that
+which does not wait for the log when the claim is its own transaction (tagging.assignment.CLAIM_SQL); the index that
 finds a volunteer's live lease (migration 0013); and the generic plans of both vote functions (migration 0015)."""
 
 import io
@@ -13,7 +13,7 @@ from django.utils import timezone
 
 from imagery.models import Tile
 from tagging import assignment, rows
-from tagging.assignment import CANDIDATE_WINDOW, CLAIM_CTE, next_tile_for
+from tagging.assignment import CANDIDATE_WINDOW, CLAIM_BY_ID, next_tile_for
 from tagging.models import Assignment
 from tests.tagging.helpers import project_with_tiles
 
@@ -57,16 +57,16 @@ def test_when_others_hold_the_whole_window_locked_the_claim_looks_past_it(volunt
 def _claim_params(project, volunteer, *, lazy_commit: bool) -> dict:
     return {"project": project.pk, "volunteer": volunteer.pk, "now": timezone.now(),
             "expires": timezone.now() + timedelta(minutes=10), "salt": 7, "gold_draw": 0.99, "exclude": [],
-            "redundancy": project.redundancy, "depth_first": False, "gold_rate": 0.0, "newcomer": 0.0, "decay": 1.0,
-            "cap": 10, "attempts": assignment.CLAIM_ATTEMPTS, "lazy_commit": lazy_commit}
+            "newcomer": 0.0, "decay": 1.0, "cap": 10, "attempts": assignment.CLAIM_ATTEMPTS, "lazy_commit": lazy_commit}
 
 
 def test_a_lazy_claim_turns_off_the_wait_for_the_log_of_its_own_transaction_only(volunteer) -> None:
     project = project_with_tiles()
     for lazy, within in ((True, "off"), (False, "on")):
         with transaction.atomic():
-            mode, lease = rows.fetch_one(f"{CLAIM_CTE} SELECT current_setting('synchronous_commit'), out_lease "
-                                         "FROM claim", _claim_params(project, volunteer, lazy_commit=lazy))
+            mode, lease = rows.fetch_one(f"SELECT current_setting('synchronous_commit'), claimed.out_lease "
+                                         f"FROM ({CLAIM_BY_ID}) claimed", _claim_params(project, volunteer,
+                                                                                        lazy_commit=lazy))
             assert (mode, lease is not None) == (within, True)
         assert rows.fetch_one("SHOW synchronous_commit", [])[0] == "on"  # the session's setting is untouched
 
