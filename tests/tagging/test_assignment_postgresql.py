@@ -1,6 +1,6 @@
 """tagging_next_tile, the claim as one PL/pgSQL function (migrations 0009, 0012): its candidate window; its commit,
 which does not wait for the log when the claim is its own transaction (tagging.assignment.CLAIM_SQL); the index that
-finds a volunteer's live lease (migration 0013); and the generic plans of both vote functions (migration 0015)."""
+finds a volunteer's live lease (migration 0013); and both vote functions' generic plans and row estimate (0015)."""
 
 import io
 import threading
@@ -101,12 +101,13 @@ def test_the_live_lease_is_found_by_an_index_with_the_expiry_built_without_block
     assert 'DROP INDEX CONCURRENTLY IF EXISTS "lease_of_volunteer_project"' in sql.getvalue()
 
 
-def test_both_vote_functions_keep_one_generic_plan_per_statement() -> None:
-    # Migration 0015: without it PL/pgSQL planned the claim's statements anew on every call. A migration that
-    # redefines either function (CREATE OR REPLACE resets its settings) must set it again.
+def test_both_vote_functions_keep_one_generic_plan_per_statement_and_say_they_return_one_row() -> None:
+    # Migration 0015: without it PL/pgSQL planned the claim's statements anew on every call, and the claim's
+    # statement, expecting 1,000 leases, hashed the whole tile table to find the lease's tile. A migration that
+    # redefines either function (CREATE OR REPLACE resets both) must set them again.
     with connection.cursor() as cursor:
-        cursor.execute("""SELECT proname, proconfig FROM pg_proc
+        cursor.execute("""SELECT proname, proconfig, prorows FROM pg_proc
                           WHERE proname IN ('tagging_next_tile', 'tagging_cast_vote') ORDER BY proname""")
         settings = cursor.fetchall()
-    assert settings == [("tagging_cast_vote", ["plan_cache_mode=force_generic_plan"]),
-                        ("tagging_next_tile", ["plan_cache_mode=force_generic_plan"])]
+    assert settings == [("tagging_cast_vote", ["plan_cache_mode=force_generic_plan"], 1),
+                        ("tagging_next_tile", ["plan_cache_mode=force_generic_plan"], 1)]
