@@ -197,6 +197,17 @@ def json_body(request: Request) -> Any:
     return request.data
 
 
+def json_body_after(request: Request, access: Callable[[], object]) -> Any:
+    """json_body, for a view that reads the body before it checks access (in the statement that does the work):
+    when the body cannot be read, `access` runs first, so that what the user may not see is not found (404)
+    whatever the body, as when the check came first."""
+    try:
+        return json_body(request)
+    except APIException:
+        access()
+        raise
+
+
 def json_response(data: Any, status_code: int = status.HTTP_200_OK) -> HttpResponse:
     """What Response(data) renders to in a JsonOnlyView (the same JSONRenderer, the same bytes)."""
     return HttpResponse(JSON_RENDERER.render(data), content_type=JSON_RENDERER.media_type, status=status_code)
@@ -211,11 +222,7 @@ class NextTask(JsonOnlyView):
         The tagging page fetches the next tile while the current one is on screen, passing the
         current tile in `exclude`, so the volunteer never waits between tiles.
         """
-        try:
-            body = json_body(request)
-        except APIException:
-            access_project(request.user, slug)  # a project they may not see is not found, whatever the body
-            raise
+        body = json_body_after(request, lambda: access_project(request.user, slug))
         plain = plain_next_task(body)
         # The common case in one round trip (an active project open to the volunteer, a plain body); anything else,
         # errors included, the long way.
@@ -334,11 +341,7 @@ class ClassificationCreate(JsonOnlyView):
     @extend_schema(request=ClassificationInput, responses={201: ClassificationOutput, 200: ClassificationOutput})
     def post(self, request: Request, tile_id: int) -> HttpResponse:
         """Answer a tile. A replay of the same volunteer's answer returns the stored one with 200."""
-        try:
-            body = json_body(request)
-        except APIException:
-            access_tile_to_answer(request.user, tile_id)  # a tile they may not see is not found, whatever the body
-            raise
+        body = json_body_after(request, lambda: access_tile_to_answer(request.user, tile_id))
         plain = plain_classification(body)
         # The common case in one round trip (a project open to the voter, valid input); anything else, errors and
         # replays included, the long way.

@@ -94,6 +94,11 @@ def test_private_projects_members_vote_in_one_statement_admins_the_long_way_othe
     refused = submit(client_for(stranger), tiles[2].pk, answer="no_damage", seconds=5)
     assert refused.status_code == 404
     assert refused.json()["error"]["message"] == f"There is no tile {tiles[2].pk} that you can see."
+    unreadable = client_for(stranger).post(f"/api/v1/tiles/{tiles[2].pk}/classifications/", "{not json",
+                                           content_type="application/json")
+    assert unreadable.status_code == 404  # not a 400 that would tell them the tile is there
+    assert client_for(volunteer).post(f"/api/v1/tiles/{tiles[2].pk}/classifications/", "{not json",
+                                      content_type="application/json").status_code == 400
     assert submit(client_for(stranger), 10**9, answer="no_damage").status_code == 404
     assert Classification.objects.filter(volunteer=stranger).count() == 0
 
