@@ -6,7 +6,8 @@ through the JSON API, then checks what the database holds:
 - services.py: a private PostgreSQL database (dropped and created anew), a private Redis
   database (flushed) as Celery broker and as the cache DRF's throttling shares, gunicorn
   with platform/gunicorn.conf.py (workers and threads are flags), one Celery worker
-  consuming the refresh task every vote enqueues;
+  consuming the refresh task every vote enqueues; and, where the server runs without
+  autovacuum (this team's machines), a stand-in that vacuums the tables when autovacuum would;
 - fixture.py: migrate, then an active project with redundancy 5, 20,000 tiles with an
   image row per date (2 dates), some gold tiles, and volunteer accounts with DRF tokens;
 - load.py: the load generator in its own process (asyncio + aiohttp); each volunteer loops
