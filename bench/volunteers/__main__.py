@@ -59,6 +59,8 @@ def arguments(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--redis-db", type=int, default=14, help="private Redis database number, flushed")
     parser.add_argument("--port", type=int, default=0, help="gunicorn's port on 127.0.0.1; 0 picks a free one")
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--no-autovacuum-stand-in", action="store_true",
+                        help="where the server has autovacuum off, leave it so (services.AutovacuumStandIn)")
     return parser.parse_args(argv)
 
 
@@ -116,6 +118,7 @@ class Run:
         self.env = services.environment(self.config)
         self.gunicorn = self.celery = None
         self.autovacuum: services.AutovacuumStandIn | None = None
+        self.server_autovacuum = ""  # the server's setting, read at start
         self.fixture: Any = None
         self.phases = 0
         self.vote_offset = 0
@@ -136,7 +139,8 @@ class Run:
         connection.close()
         database = f"{services.PG}/{self.config.database}"
         settings = services.autovacuum_settings(database)
-        if settings["autovacuum"] != "on":
+        self.server_autovacuum = settings["autovacuum"]
+        if settings["autovacuum"] != "on" and not self.args.no_autovacuum_stand_in:
             self.autovacuum = services.AutovacuumStandIn(database, settings)
             self.autovacuum.start()
         self.gunicorn = services.start_gunicorn(self.config, self.env, self.tmp / "gunicorn.log")
@@ -226,10 +230,15 @@ def bench(run: Run) -> int:
           f"({len(fx.gold_ids)} gold) x 2 dates, {len(fx.volunteers)} volunteers with tokens: {fx.populate_s:.1f} s; "
           f"servers up {time.perf_counter() - started:.1f} s after the start")
     stand_in = run.autovacuum
-    print("  PostgreSQL's autovacuum: " + ("on" if stand_in is None else
-          f"off on this server, so the benchmark stands in for it (services.AutovacuumStandIn): every "
-          f"{stand_in.naptime:g} s it vacuums each table that autovacuum's thresholds, read from the server, say is "
-          f"due; production runs autovacuum, and without it every phase would pay for the dead rows of those before"))
+    if stand_in is not None:
+        vacuuming = (f"off on this server, so the benchmark stands in for it (services.AutovacuumStandIn): every "
+                     f"{stand_in.naptime:g} s it vacuums each table that autovacuum's thresholds, read from the "
+                     f"server, say is due; production runs autovacuum, and without it every phase would pay for the "
+                     f"dead rows of those before")
+    else:
+        vacuuming = ("on" if run.server_autovacuum == "on"
+                     else "off on this server, and no stand-in (--no-autovacuum-stand-in)")
+    print(f"  PostgreSQL's autovacuum: {vacuuming}")
 
     print(f"\n[1] ceilings on the same gunicorn: closed loops, {args.ceiling_warmup:g} s warm-up + "
           f"{args.ceiling_measure:g} s measured")
