@@ -18,6 +18,8 @@ through the JSON API, then checks what the database holds:
   DRF, no model instances, no throttle nor input checks), driven like the API at saturation:
   about the most a rewrite of the API's Python on Django could reach with the same SQL;
 - cpu.py: where the machine's two cores went in each measurement window.
+- inprocess.py (`python -m bench.volunteers.inprocess`): a vote's CPU time in this process and its
+  PostgreSQL backend, without HTTP or load: steadier than the saturation figures on a noisy machine.
 
 It prints votes per second and p50/p99 latency of next-tile and submit at 50, 200 and 500
 volunteers with think time, votes per second at saturation (think time 0) at a few
