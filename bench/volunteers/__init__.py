@@ -14,8 +14,8 @@ through the JSON API, then checks what the database holds:
   next tile -> answer (marks with a damage answer, 8 s spent) -> exponential think time;
 - views.py / urls.py / settings.py: two ceilings served by the same gunicorn, a trivial JSON
   view and a bare vote view (one indexed SELECT, one INSERT, no auth);
-- floor.py: the floor, the API's own SQL functions called from the thinnest Django views (no
-  DRF, no model instances, no throttle nor input checks), driven like the API at saturation:
+- floor.py: the floor, the API's own SQL statements called from the thinnest Django views (no
+  DRF, no model instances, no throttle nor input checks in Python), driven like the API at saturation:
   about the most a rewrite of the API's Python on Django could reach with the same SQL;
 - cpu.py: where the machine's two cores went in each measurement window.
 - inprocess.py (`python -m bench.volunteers.inprocess`): a vote's CPU time in this process and its
@@ -23,7 +23,9 @@ through the JSON API, then checks what the database holds:
 
 It prints votes per second and p50/p99 latency of next-tile and submit at 50, 200 and 500
 volunteers with think time, votes per second at saturation (think time 0) at a few
-concurrency levels, the same on the floor, the two ceilings, the target ratios, and the checks: the database holds
+concurrency levels, each right after a bare vote window of its own (the machine's speed drifts:
+the ratio is also read against that adjacent reference), the same on the floor, the two ceilings,
+the target ratios, and the checks: the database holds
 exactly the votes whose clients got 201, no open tile has more counted votes than its
 redundancy, no volunteer got or voted on a tile twice, every tile's vote_count matches its
 votes once the worker is done; and every status code and error. It exits 1 when a check

@@ -255,16 +255,29 @@ def bench(run: Run) -> int:
     thinking = [run.phase("volunteers", n, args.think, args.warmup, args.measure) for n in args.volunteers]
     print_volunteers("volunteers", thinking)
 
-    print(f"\n[3] saturation (--think 0): {args.sat_warmup:g} s warm-up + {args.sat_measure:g} s measured")
-    saturated = [run.phase("volunteers", n, 0, args.sat_warmup, args.sat_measure) for n in args.saturation]
+    # The machine's speed drifts over minutes (shared hosts): each saturation level follows a bare vote window of its
+    # own, so that the ratio can also be read against a reference measured next to it.
+    reference = max(ceilings["vote"], key=lambda o: o.requests_per_s).concurrency if ceilings["vote"] else None
+    print(f"\n[3] saturation (--think 0): {args.sat_warmup:g} s warm-up + {args.sat_measure:g} s measured"
+          + (f"; each level just after a bare vote window at {reference} concurrent ({args.ceiling_warmup:g} s + "
+             f"{args.ceiling_measure:g} s)" if reference else ""))
+    saturated, adjacent = [], []
+    for n in args.saturation:
+        if reference:
+            adjacent.append(run.phase("vote", reference, 0, args.ceiling_warmup, args.ceiling_measure))
+        saturated.append(run.phase("volunteers", n, 0, args.sat_warmup, args.sat_measure))
     print_volunteers("concurrent", saturated)
+    if adjacent:
+        print("  against the bare vote view just before: " + ", ".join(
+            f"{o.concurrency}: {o.votes_per_s / a.requests_per_s:.2f} (bare {a.requests_per_s:,.0f} req/s)"
+            for o, a in zip(saturated, adjacent)))
 
     print(f"\n[4] the floor (bench/volunteers/floor.py: the API's SQL from the thinnest Django views, no DRF), "
           f"--think 0: {args.sat_warmup:g} s warm-up + {args.sat_measure:g} s measured")
     floor = [run.phase("floor", n, 0, args.sat_warmup, args.sat_measure) for n in args.floor]
     print_volunteers("concurrent", floor)
 
-    return report(run, ceilings, thinking, saturated, floor)
+    return report(run, ceilings, thinking, saturated, floor, adjacent)
 
 
 def print_cpu_budget(saturated: list[Outcome], bare: list[Outcome], where: str = "") -> None:
@@ -294,11 +307,12 @@ def print_cpu_budget(saturated: list[Outcome], bare: list[Outcome], where: str =
 
 
 def report(run: Run, ceilings: dict[str, list[Outcome]], thinking: list[Outcome], saturated: list[Outcome],
-           floor: list[Outcome]) -> int:
+           floor: list[Outcome], adjacent: list[Outcome]) -> int:
+    """adjacent: the bare vote windows run just before each saturation level, in the same order."""
     from bench.volunteers import fixture, views
 
     args, fx = run.args, run.fixture
-    everything = [*ceilings["json"], *ceilings["vote"], *thinking, *saturated, *floor]
+    everything = [*ceilings["json"], *ceilings["vote"], *adjacent, *thinking, *saturated, *floor]
     json_rps = max(o.requests_per_s for o in ceilings["json"])
     vote_rps = max(o.requests_per_s for o in ceilings["vote"])
     best = max(saturated, key=lambda o: o.votes_per_s) if saturated else None  # none with --saturation ""
@@ -310,6 +324,15 @@ def report(run: Run, ceilings: dict[str, list[Outcome]], thinking: list[Outcome]
     if best:
         print(f"saturated: {best.votes_per_s:,.0f} votes/s at {best.concurrency} concurrent volunteers "
               f"(2 requests per vote: {best.requests_per_s:,.0f} req/s)")
+    # The same target read against the bare view measured just before each level: the best level's ratio.
+    pairs = [(o.votes_per_s / a.requests_per_s, o) for o, a in zip(saturated, adjacent)]
+    adjacent_ratio, adjacent_level = max(pairs, key=lambda pair: pair[0]) if pairs else (0.0, None)
+    if adjacent_level:
+        print(f"against the bare vote view measured just before each level: best {adjacent_ratio:.2f} at "
+              f"{adjacent_level.concurrency} volunteers (median over levels "
+              f"{float(np.median([r for r, _ in pairs])):.2f}); bare vote view over the run: "
+              f"{min(a.requests_per_s for a in [*ceilings['vote'], *adjacent]):,.0f} to "
+              f"{max(a.requests_per_s for a in [*ceilings['vote'], *adjacent]):,.0f} req/s")
     print("targets: " + (f"saturated votes/s / bare vote req/s = {ratio:.2f} "
                          f"(>= {RATIO_TARGET} {verdict(ratio >= RATIO_TARGET)}); " if best
                          else "no saturation level was run (--saturation); ")
@@ -339,7 +362,7 @@ def report(run: Run, ceilings: dict[str, list[Outcome]], thinking: list[Outcome]
     stored = [tuple(pair) for o in volunteer_phases for pair in o.result["stored"]]
     handed = [tuple(pair) for o in volunteer_phases for pair in o.result["handed"]]
     checks = fixture.check(fx, stored, handed)
-    bare_told = sum(len(o.result["stored"]) for o in ceilings["vote"])
+    bare_told = sum(len(o.result["stored"]) for o in [*ceilings["vote"], *adjacent])
     bare_rows = views.count_votes()
     print(f"\nchecks (after the worker's queue emptied: {waited:.1f} s, {left} left):")
     replays = sum(o.result["replays"] for o in volunteer_phases)
@@ -388,6 +411,8 @@ def report(run: Run, ceilings: dict[str, list[Outcome]], thinking: list[Outcome]
                         f"p99_submit_ms_{at_500.concurrency}": f"{p99_submit:.1f}"})
     if best:
         figures.update({"saturated_votes_s": f"{best.votes_per_s:.1f}", "ratio_vs_bare_vote": f"{ratio:.2f}"})
+    if adjacent_level:
+        figures["ratio_vs_adjacent_bare_vote"] = f"{adjacent_ratio:.2f}"
     if lowest:
         figures.update({"floor_votes_s": f"{lowest.votes_per_s:.1f}",
                         "floor_ratio_vs_bare_vote": f"{lowest.votes_per_s / vote_rps:.2f}"})
