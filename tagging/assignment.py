@@ -158,17 +158,18 @@ def next_tile_in_project(*, volunteer: AbstractBaseUser, slug: str, exclude: Seq
         return None
     rng = rng or random
     now = timezone.now()
+    expires, salt = now + timedelta(seconds=settings.LEASE_SECONDS), rng.randrange(1, SHUFFLE_MODULUS)
     row = rows.fetch_one(CLAIM_BY_SLUG, {
-        "slug": slug, "volunteer": volunteer.pk, "now": now, "expires": now + timedelta(seconds=settings.LEASE_SECONDS),
-        "salt": rng.randrange(1, SHUFFLE_MODULUS), "gold_draw": rng.random(), **_claim_constants(exclude)},
-        prepare=True)
+        "slug": slug, "volunteer": volunteer.pk, "now": now, "expires": expires, "salt": salt,
+        "gold_draw": rng.random(), **_claim_constants(exclude)}, prepare=True)
     if row is None:
         return None
     values = iter(row)
     project = rows.instance(Project, values)
     if not next(values):
         return None
-    return project, _lease_of_row(project, volunteer.pk, now, values)
+    claim = _Claim(project=project, volunteer_id=volunteer.pk, now=now, expires=expires, salt=salt)
+    return project, _lease_of_row(claim, values)
 
 
 def _next_in_one_statement(claim: "_Claim", exclude: Sequence[int], *, gold_draw: float) -> Assignment | None:
@@ -180,7 +181,7 @@ def _next_in_one_statement(claim: "_Claim", exclude: Sequence[int], *, gold_draw
     if row is None:
         return None  # the project was deleted meanwhile
     after_open = len(Project._meta.concrete_fields) + 1  # the caller's project stands; `open` is always true
-    return _lease_of_row(claim.project, claim.volunteer_id, claim.now, iter(row[after_open:]))
+    return _lease_of_row(claim, iter(row[after_open:]))
 
 
 def _claim_constants(exclude: Sequence[int]) -> dict[str, Any]:
@@ -190,13 +191,11 @@ def _claim_constants(exclude: Sequence[int]) -> dict[str, Any]:
             "lazy_commit": not connection.in_atomic_block}
 
 
-def _lease_of_row(project: Project, volunteer_id: int, now: datetime, values: Iterator[Any]) -> Assignment | None:
+def _lease_of_row(claim: "_Claim", values: Iterator[Any]) -> Assignment | None:
     """The lease of CLAIM_SQL's row, from its columns after `open`; None when no lease was made."""
     lease_id, is_gold, images = next(values), next(values), next(values)
     if lease_id is None:
         return None
-    claim = _Claim(project=project, volunteer_id=volunteer_id, now=now,
-                   expires=now + timedelta(seconds=settings.LEASE_SECONDS), salt=0)
     lease = _lease(claim, lease_id=lease_id, is_gold=is_gold, tile=rows.instance(Tile, values))
     lease.images = [(layer_id, date) for layer_id, date in images or []]
     return lease
