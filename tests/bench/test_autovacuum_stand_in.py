@@ -4,7 +4,7 @@ import psycopg
 import pytest
 from django.db import connection
 
-from bench.volunteers.services import AutovacuumStandIn, _seconds, autovacuum_settings, due
+from bench.volunteers.services import AutovacuumStandIn, _seconds, autovacuum_pace, autovacuum_settings, due
 
 DEFAULTS = {"autovacuum_vacuum_threshold": 50.0, "autovacuum_vacuum_scale_factor": 0.2,
             "autovacuum_vacuum_insert_threshold": 1000.0, "autovacuum_vacuum_insert_scale_factor": 0.2,
@@ -21,6 +21,14 @@ def test_inserts_alone_make_a_vacuum_due_and_changes_an_analyze() -> None:
     assert due(("tagging_classification", 0, 1001, 0, 0.0), DEFAULTS) == (True, False)
     assert due(("tagging_classification", 0, 0, 51, 0.0), DEFAULTS) == (False, True)
     assert due(("tagging_classification", 0, 1000, 50, 0.0), DEFAULTS) == (False, False)
+
+
+def test_it_goes_at_autovacuums_pace_which_falls_back_to_vacuums_own_settings() -> None:
+    server = {"vacuum_cost_delay": "0", "vacuum_cost_limit": "200"}
+    assert autovacuum_pace({**server, "autovacuum_vacuum_cost_delay": "2ms", "autovacuum_vacuum_cost_limit": "-1"}
+                           ) == {"vacuum_cost_delay": "2ms", "vacuum_cost_limit": "200"}
+    assert autovacuum_pace({**server, "autovacuum_vacuum_cost_delay": "-1", "autovacuum_vacuum_cost_limit": "400"}
+                           ) == {"vacuum_cost_delay": "0", "vacuum_cost_limit": "400"}
 
 
 def test_durations_as_postgresql_shows_them() -> None:
