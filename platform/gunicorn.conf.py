@@ -2,19 +2,28 @@
 import os
 
 workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
-# Threads overlap a request's waits on PostgreSQL and Redis: a volunteer's vote is a dozen round trips
-# (bench.volunteers: 8 threads gave about 15% more votes per second than 4 on 2 cores).
+# Threads overlap a request's waits on PostgreSQL (a vote's commit waits for the disk) and Redis. bench.volunteers
+# on 2 cores: 8 threads gave about 15% more votes per second than 4 (when a vote was a dozen round trips); 16 gave
+# no more than 8 (saturated at 64 volunteers, four alternating pairs: 288 to 322 votes/s against 284 to 297).
 threads = int(os.environ.get("WEB_THREADS", "8"))
 worker_class = "gthread"
 timeout = int(os.environ.get("WEB_TIMEOUT", "600"))  # multi-GB uploads stream for a while
 graceful_timeout = 30
 accesslog = "-"
 # Workers are forked from a master that has imported Django and the app (numpy, scipy, rasterio), so a
-# recycled worker serves at once instead of importing for seconds; recycling is rare and spread out
-# (bench.volunteers saw 22 recycles in a run at 2000 requests, each a multi-second stall).
+# recycled worker serves at once instead of importing for seconds.
 preload_app = True
-max_requests = 20000
-max_requests_jitter = 4000
+# A worker is recycled after this many requests (plus up to the jitter, so that workers do not all go at once): a
+# guard against memory that would grow for good. A recycle is not free. The new worker opens its connections
+# (PostgreSQL, Redis, the broker), its PostgreSQL processes compile the vote functions, and its first requests take
+# several times longer while volunteers queue behind them (in process, a new process's first vote took 38 ms with
+# its database connection already warm, the next ones 5 to 8 ms). At 500 volunteers (bench.volunteers, 40 s
+# windows) the p99 of next tile / submit was 15 to 27 / 20 to 43 ms in six windows without a recycle, and 31 to 70 /
+# 41 to 77 ms in three with one or two. At 20,000 requests a worker was recycled every 200 s or so at that load,
+# and every 70 s at saturation. A worker's memory grew by about 10 bytes a request at saturation (RSS 171.7 to
+# 172.1 MB over some 41,000 requests), so at 500,000 a worker lives half an hour to hours and grows by a few MB.
+max_requests = 500_000
+max_requests_jitter = 100_000
 
 
 def when_ready(server):  # noqa: ANN001, ANN201 (gunicorn's hook, run in the master before the first fork)

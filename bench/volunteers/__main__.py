@@ -52,8 +52,8 @@ def arguments(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--web-workers", type=int, default=2, help="gunicorn worker processes (WEB_CONCURRENCY)")
     parser.add_argument("--web-threads", type=int, default=8, help="threads per gunicorn worker (WEB_THREADS)")
     parser.add_argument("--max-requests", type=int, default=None,
-                        help="override gunicorn's max_requests (platform/gunicorn.conf.py: 20000 + jitter 4000); "
-                             "0 turns worker recycling off")
+                        help="override gunicorn's max_requests (platform/gunicorn.conf.py's), with a jitter of a "
+                             "fifth of it; 0 turns worker recycling off")
     parser.add_argument("--celery-concurrency", type=int, default=1, help="processes of the one Celery worker")
     parser.add_argument("--database", default="bench_volunteers", help="private PostgreSQL database, recreated")
     parser.add_argument("--redis-db", type=int, default=14, help="private Redis database number, flushed")
@@ -214,12 +214,14 @@ def bench(run: Run) -> int:
     print(f"  machine before the run: {machine_busy():.0%} of the CPUs busy")
     print("  flags: " + " ".join(f"--{k.replace('_', '-')}={','.join(map(str, v)) if isinstance(v, list) else v}"
                                  for k, v in vars(args).items()))
-    recycling = ("preloaded app, max_requests 20000 + jitter 4000" if args.max_requests is None
-                 else f"--max-requests={args.max_requests}" + (" (off)" if args.max_requests == 0 else ""))
+    recycling = ("preloaded app, max_requests {:,} + jitter {:,}".format(*services.gunicorn_recycling())
+                 if args.max_requests is None
+                 else f"--max-requests={args.max_requests} + jitter {args.max_requests // 5:,}"
+                 + (" (off)" if args.max_requests == 0 else ""))
     print(f"  gunicorn: {args.web_workers} workers x {args.web_threads} threads, gthread (platform/gunicorn.conf.py, "
           f"keepalive 2 s, access log on, {recycling}): two processes so that Python can use both cores, threads "
-          f"to overlap the waits on PostgreSQL and Redis (a vote is a dozen round trips; 8 gave ~15% more votes/s "
-          f"than 4, at the cost of the worker's lag); celery: 1 worker, --concurrency={args.celery_concurrency}")
+          f"to overlap the waits on PostgreSQL and Redis; "
+          f"celery: 1 worker, --concurrency={args.celery_concurrency}")
     print(f"  SUBMIT_RATE={services.SUBMIT_RATE}: the submit throttle is raised so the benchmark is not throttled "
           "(production default 120/min per volunteer); the throttle still runs, against Redis")
     print("  client: one asyncio + aiohttp process beside the server, on the same 2 cores (its CPU share is shown)")

@@ -8,6 +8,7 @@ normal exit, an exception, Ctrl-C and SIGTERM alike (__main__ arranges that).
 
 import os
 import re
+import runpy
 import signal
 import socket
 import subprocess
@@ -108,6 +109,12 @@ def wait_for_queue(db: int, timeout: float) -> tuple[float, int]:
     return time.perf_counter() - started, left
 
 
+def gunicorn_recycling() -> tuple[int, int]:
+    """(max_requests, max_requests_jitter) as platform/gunicorn.conf.py sets them."""
+    conf = runpy.run_path(str(REPO / "platform" / "gunicorn.conf.py"))
+    return conf["max_requests"], conf["max_requests_jitter"]
+
+
 def start_gunicorn(config: Config, env: dict[str, str], log: Path) -> subprocess.Popen:
     """gunicorn as the Procfile runs it (platform/gunicorn.conf.py), bound to loopback; waits until it answers."""
     return start_gunicorn_at(bind=f"127.0.0.1:{config.port}", health_url=f"{config.base_url}/bench/json/", env=env,
@@ -117,7 +124,9 @@ def start_gunicorn(config: Config, env: dict[str, str], log: Path) -> subprocess
 def start_gunicorn_at(*, bind: str, health_url: str, env: dict[str, str], log: Path, max_requests: int | None = None,
                       extra: tuple[str, ...] = ()) -> subprocess.Popen:
     """gunicorn with platform/gunicorn.conf.py on `bind`; returns once `health_url` answers 200 (60 s at most)."""
-    recycling = [] if max_requests is None else ["--max-requests", str(max_requests)]
+    # An override comes with a jitter of a fifth of it, as platform/gunicorn.conf.py has.
+    recycling = [] if max_requests is None else ["--max-requests", str(max_requests),
+                                                 "--max-requests-jitter", str(max_requests // 5)]
     process = start([sys.executable, "-m", "gunicorn", "config.wsgi", "--config", "platform/gunicorn.conf.py",
                      "--bind", bind, *recycling, *extra], env, log)
     deadline = time.monotonic() + 60
