@@ -28,6 +28,9 @@ class MarkInput:
     date: str | None = None
 
 
+MAX_SECONDS = 24 * 3600  # time spent on one tile, as the voter's app reports it (check_classification's message)
+
+
 def check_classification(*, project: Project, tile: Tile, answer: str, marks: list[MarkInput],
                          seconds: float | None) -> dict[str, ImageryLayer]:
     """Validate against the project's answers and the tile's bounds. Returns the project's layers by date."""
@@ -56,7 +59,7 @@ def check_classification(*, project: Project, tile: Tile, answer: str, marks: li
                                  "dates (%(dates)s).") % {"number": index + 1, "date": mark.date,
                                                           "dates": ", ".join(layers)},
                                fields={"marks": [f"{index}: unknown date"]})
-    if seconds is not None and not 0 <= seconds <= 24 * 3600:
+    if seconds is not None and not 0 <= seconds <= MAX_SECONDS:
         raise InvalidInput(_("seconds must be between 0 and 86400."), fields={"seconds": ["out of range"]})
     return layers
 
@@ -214,7 +217,7 @@ def vote_in_one_statement(*, volunteer: AbstractBaseUser, tile_id: int, answer: 
     on SQLite.
     """
     if (connection.vendor != "postgresql" or len(marks) > settings.MAX_MARKS_PER_TILE
-            or (seconds is not None and not 0 <= seconds <= 24 * 3600)):
+            or (seconds is not None and not 0 <= seconds <= MAX_SECONDS)):  # check_classification words these
         return None
     created_at = timezone.now()
     too_fast = seconds is not None and seconds < settings.MIN_SECONDS_PER_TILE
