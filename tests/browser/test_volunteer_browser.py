@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 from django.core.management import call_command
+from django.db import connections
 
 from imagery.models import Tile, TileImage
 from tagging.models import Classification, GoldAnswer, Membership
@@ -42,6 +43,12 @@ def chromium(monkeypatch):
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=FLAGS, headless=True)
         yield browser
+        # The test's database connections were opened while Playwright's sync API kept an asyncio loop running in
+        # this thread. Django then keeps the thread's connections apart (asgiref's thread-critical Local: a
+        # context variable while a loop runs, the plain thread-local otherwise), so the test database's teardown at
+        # the end of the session did not see them and could not drop the database ("1 other session"). Closed
+        # here, while the loop still runs.
+        connections.close_all()
         browser.close()
 
 
