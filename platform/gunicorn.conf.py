@@ -16,8 +16,8 @@ preload_app = True
 # A worker is recycled after this many requests (plus up to the jitter, so that workers do not all go at once): a
 # guard against memory that would grow for good. A recycle is not free. The new worker opens its connections
 # (PostgreSQL, Redis, the broker), its PostgreSQL processes compile the vote functions, and its first requests take
-# several times longer while volunteers queue behind them (in process, a new process's first vote took 38 ms with
-# its database connection already warm, the next ones 5 to 8 ms). At 500 volunteers (bench.volunteers, 40 s
+# several times longer while volunteers queue behind them (in process, a new process's first vote took 27 ms with
+# its database connection already warm, the next ones 4.6 to 7.8 ms). At 500 volunteers (bench.volunteers, 40 s
 # windows) the p99 of next tile / submit was 15 to 27 / 20 to 43 ms in seven windows without a recycle, and 31 to 70 /
 # 41 to 77 ms in three with one or two. At 20,000 requests a worker was recycled every 200 s or so at that load,
 # and every 70 s at saturation. A worker's memory grew by about 10 bytes a request at saturation (RSS 171.7 to
